@@ -1,0 +1,130 @@
+"""The kiosk's one configuration file, ``config.toml``, validated with pydantic.
+
+A wrong key or value must read as one line that names the key and what is allowed (a technician
+fixes it on site with a text editor), so :func:`load_config` turns pydantic's report into a
+:class:`~firmware.errors.ConfigError` with exactly that line.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from firmware.errors import ConfigError
+from hal.errors import BadBackend
+from hal.registry import parse_spec
+
+Language = Literal["ja", "en", "zh", "ko", "vi", "pt"]
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Devices(_Strict):
+    """Backend selection strings (see :mod:`hal.registry`)."""
+
+    nfc: str = "sim"
+    face_camera: str = "sim"
+    card_camera: str = "sim"
+    indicators: str = "sim"
+    speaker: str = "sim"
+
+    @field_validator("nfc", "face_camera", "card_camera", "indicators", "speaker")
+    @classmethod
+    def _known_backend(cls, value: str, info) -> str:
+        role = {"face_camera": "camera", "card_camera": "camera"}.get(info.field_name, info.field_name)
+        try:
+            parse_spec(role, value)
+        except BadBackend as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+
+class Broker(_Strict):
+    """Where the eligibility terminal's MQTT broker is. ``embedded`` starts one in-process (demo)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    embedded: bool = False
+    # MQTT 5 in production (mosquitto); the embedded demo broker (amqtt) speaks 3.1.1 only.
+    protocol: Literal["5", "3.1.1"] = "5"
+    keepalive_s: int = Field(30, ge=5, le=600)
+    username: str | None = None
+    password_file: Path | None = None
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+
+class Timeouts(_Strict):
+    """How long each state waits for the patient before wiping the session and going back to idle."""
+
+    card_read_s: float = Field(20.0, gt=0, le=300)
+    method_choice_s: float = Field(60.0, gt=0, le=600)
+    face_s: float = Field(30.0, gt=0, le=300)
+    pin_s: float = Field(60.0, gt=0, le=600)
+    consent_s: float = Field(90.0, gt=0, le=600)
+    done_s: float = Field(8.0, gt=0, le=120)
+    error_s: float = Field(10.0, gt=0, le=120)
+
+
+class CardPolicy(_Strict):
+    """Card-layer policy. 照合番号B has 10 tries for the card's life: stop long before."""
+
+    min_collation_tries_left: int = Field(5, ge=1, le=10)
+
+
+class Config(_Strict):
+    site_id: Identifier = "demo-clinic"
+    reader_id: Identifier = "reader-01"
+    language: Language = "ja"
+    data_dir: Path = Path("var")
+    devices: Devices = Devices()
+    broker: Broker = Broker()
+    timeouts: Timeouts = Timeouts()
+    card: CardPolicy = CardPolicy()
+
+
+def _describe(error: dict) -> str:
+    """Turn one pydantic error into 'key: problem (allowed …)'."""
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"unknown key {key!r}"
+    if kind == "literal_error":
+        allowed = error.get("ctx", {}).get("expected", "")
+        return f"{key} must be one of {allowed}, not {error.get('input')!r}"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{key}: {message} (got {error.get('input')!r})"
+
+
+def parse_config(data: dict, source: str = "config") -> Config:
+    """Validate an already-parsed TOML table. Raises ConfigError naming the first bad key."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"{source}: {_describe(first)}") from None
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read and validate ``config.toml``; None gives the defaults (all devices simulated)."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file (copy config.example.toml and edit it)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    return parse_config(data, str(path))

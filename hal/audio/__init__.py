@@ -1,0 +1,1 @@
+"""Speaker backends: ``sim`` (records) and ``espeak`` (espeak-ng / Open JTalk through aplay)."""

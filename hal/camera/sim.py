@@ -1,0 +1,81 @@
+"""Simulated camera: frames injected by tests or the demo, else a generated test scene.
+
+| feature            | supported |
+|--------------------|-----------|
+| capture            | yes (injected frames, looped; or a generated 640×480 scene) |
+| set_light          | yes (recorded in ``light_history``; scales the generated scene's brightness) |
+| history            | ``frames_served`` |
+
+Driving API: ``camera.show(frames)`` replaces what the camera sees (one array or a list played in a
+loop), like ``MockPin.drive_high()`` in gpiozero. The camera keeps only references the caller gave
+it and hands out copies, so the caller's zeroing of a returned frame never corrupts the scene.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from hal.contracts import Camera
+
+DEFAULT_SIZE = (480, 640)
+
+
+def _test_scene(height: int, width: int, light: int) -> np.ndarray:
+    """A neutral grey gradient with a bright square: something to look at, no face."""
+    ramp = np.linspace(60, 160, width, dtype=np.float32)[None, :, None]
+    scene = np.repeat(np.repeat(ramp, height, axis=0), 3, axis=2)
+    scene[height // 3: 2 * height // 3, width // 3: 2 * width // 3] = 220
+    scene *= 0.6 + 0.2 * light
+    return np.clip(scene, 0, 255).astype(np.uint8)
+
+
+class SimCamera(Camera):
+    def __init__(self, size: tuple[int, int] = DEFAULT_SIZE):
+        self._frames: list[np.ndarray] = []
+        self._size = size
+        self._next = 0
+        self._light = 1
+        self._lock = threading.Lock()
+        self.frames_served = 0
+        self.light_history: list[int] = []
+
+    def show(self, frames) -> None:
+        """Make the camera see ``frames`` (one RGB array or a sequence, looped); None = test scene."""
+        if frames is None:
+            frames = []
+        elif isinstance(frames, np.ndarray):
+            frames = [frames]
+        for frame in frames:
+            if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+                raise ValueError(f"frames must be (H, W, 3) uint8 RGB arrays, not {frame.shape} {frame.dtype}")
+        with self._lock:
+            self._frames = list(frames)
+            self._next = 0
+
+    def capture(self) -> np.ndarray:
+        with self._lock:
+            self.frames_served += 1
+            if not self._frames:
+                return _test_scene(*self._size, self._light)
+            frame = self._frames[self._next % len(self._frames)]
+            self._next += 1
+            return frame.copy()
+
+    def set_light(self, level: int) -> None:
+        self._light = int(level)
+        self.light_history.append(self._light)
+
+
+def open_camera(argument: str) -> SimCamera:
+    """``sim`` or ``sim:WIDTHxHEIGHT``."""
+    if not argument:
+        return SimCamera()
+    try:
+        width, height = (int(v) for v in argument.lower().split("x"))
+    except ValueError:
+        from hal.errors import BadBackend
+
+        raise BadBackend(f"sim camera argument must be WIDTHxHEIGHT (e.g. 640x480), not {argument!r}") from None
+    return SimCamera((height, width))

@@ -1,0 +1,1 @@
+"""Indicator backends: ``sim`` (records history) and ``gpiozero`` (RGB LED + buzzer on GPIO pins)."""

@@ -1,0 +1,1 @@
+"""Card reader backends: ``sim`` (in-process virtual card), ``pcsc`` (pyscard), ``nfcpy`` (PN532)."""

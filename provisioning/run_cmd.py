@@ -1,0 +1,73 @@
+"""``uketsuke run``: start the kiosk (window, fullscreen, or headless scripted demo)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from firmware.config import load_config
+from firmware.logs import configure
+
+console = Console(stderr=True)
+
+
+def _no_display() -> bool:
+    if os.environ.get("HEADLESS") == "1":
+        return True
+    if os.environ.get("SDL_VIDEODRIVER"):
+        return os.environ["SDL_VIDEODRIVER"] in ("dummy", "offscreen")
+    return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def run(
+        config: Path | None = typer.Option(None, "--config", "-c", help="config.toml (default: all simulated)"),
+        demo: bool = typer.Option(False, help="Embedded broker, reference terminal and a virtual demo card."),
+        headless: bool = typer.Option(False, help="No window: play a scripted check-in and save screenshots."),
+        fullscreen: bool = typer.Option(False, help="Fullscreen (the Pi's 7-inch display)."),
+        screenshots: Path = typer.Option(Path("screenshots"), help="Where headless screenshots go."),
+        log_json: bool = typer.Option(False, help="JSON log lines instead of journald text."),
+        debug: list[str] = typer.Option([], help="Enable DEBUG for one logger (repeatable)."),
+    ) -> None:
+        """Start the kiosk."""
+        configure("INFO", json_lines=log_json, debug_modules=debug)
+        cfg = load_config(config)
+        headless = headless or _no_display()
+        if headless:
+            os.environ["SDL_VIDEODRIVER"] = "dummy"
+        os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+        os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+        from firmware.app import Kiosk
+        from ui.demo import Demo, demo_card_profile, scripted_check_in
+        from ui.window import KioskWindow
+
+        demo_env = Demo(cfg) if demo or cfg.broker.embedded else None
+        if demo_env is not None:
+            cfg = demo_env.start(printer=lambda line: console.print(line, markup=False, highlight=False))
+        card = demo_card_profile(cfg.data_dir) if demo else None
+        kiosk = Kiosk(cfg)
+        kiosk.start()
+        window = KioskWindow(kiosk, fullscreen=fullscreen, demo_card=card)
+        try:
+            if headless and demo:
+                shots = scripted_check_in(kiosk, window, demo_env.terminal, card, screenshots)
+                console.print("headless demo: a check-in was played; screenshots:")
+                for shot in shots:
+                    console.print(f"  {shot}")
+            elif headless:
+                console.print("headless: no display; running without a window until Ctrl-C")
+                window.run()
+            else:
+                if card is not None:
+                    console.print("demo: press C to tap the demo card, R to remove it, Esc to quit")
+                window.run()
+        finally:
+            window.close()
+            kiosk.stop()
+            if demo_env is not None:
+                demo_env.stop()

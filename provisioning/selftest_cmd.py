@@ -1,0 +1,66 @@
+"""``uketsuke selftest``: open every configured device and the broker, say what is wrong and how to fix it.
+
+Exits non-zero when anything is missing (unlike nfcpy's ``python -m nfc``), so an install script
+can stop on it.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from firmware.config import load_config
+from hal.errors import HalError
+from hal.registry import open_device
+
+console = Console()
+
+_ROLES = {"nfc": "nfc", "face_camera": "camera", "card_camera": "camera", "indicators": "indicators",
+          "speaker": "speaker"}
+
+
+def probe_device(role: str, spec: str) -> tuple[bool, str]:
+    """Open and start one device; (ok, what happened or how to fix it)."""
+    try:
+        device = open_device(role, spec)
+        device.start()
+        description = device.describe()
+        device.close()
+        return True, description
+    except HalError as exc:
+        return False, str(exc)
+
+
+def probe_broker(host: str, port: int) -> tuple[bool, str]:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True, f"{host}:{port} accepts connections"
+    except OSError as exc:
+        return False, f"{host}:{port} unreachable ({exc.strerror or exc}); is mosquitto running? systemctl status mosquitto"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def selftest(config: Path | None = typer.Option(None, "--config", "-c")) -> None:
+        """Probe each device and the broker; exit 1 if anything is missing."""
+        cfg = load_config(config)
+        table = Table("device", "backend", "result", "detail")
+        failures = 0
+        for field, role in _ROLES.items():
+            spec = getattr(cfg.devices, field)
+            ok, detail = probe_device(role, spec)
+            failures += not ok
+            table.add_row(field, spec, "[green]ok[/]" if ok else "[red]FAIL[/]", detail)
+        if cfg.broker.embedded:
+            table.add_row("broker", "embedded", "[green]ok[/]", "started by the kiosk")
+        else:
+            ok, detail = probe_broker(cfg.broker.host, cfg.broker.port)
+            failures += not ok
+            table.add_row("broker", f"{cfg.broker.host}:{cfg.broker.port}", "[green]ok[/]" if ok else "[red]FAIL[/]", detail)
+        console.print(table)
+        if failures:
+            raise typer.Exit(1)

@@ -1,0 +1,35 @@
+"""Shared fixtures: headless SDL, a private data dir, mosquitto by PID, and a thread-leak guard."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from tests.services import Mosquitto
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+
+@pytest.fixture
+def mosquitto(tmp_path_factory):
+    """A fresh mosquitto for one test (tests that restart it must not disturb others)."""
+    broker = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def no_thread_leaks():
+    """Fail a test that leaves non-daemon threads running (a kiosk must stop cleanly)."""
+    before = set(threading.enumerate())
+    yield
+    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
+    for thread in leaked:
+        thread.join(timeout=2)
+    leaked = [t.name for t in leaked if t.is_alive()]
+    assert not leaked, f"threads left running: {leaked}"

@@ -1,0 +1,77 @@
+import base64
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from firmware.errors import MessageError
+from firmware.link.outbox import Outbox
+from firmware.link.schemas import Command, CommandName, Method, ResultMessage, command_id, parse, topic
+
+CERT = base64.b64encode(b"\x30\x82\x01\x00fake").decode()
+
+
+def result(**overrides) -> ResultMessage:
+    fields = dict(site="s1", reader="r1", method=Method.PIN, card_kind="card", cert_der_b64=CERT,
+                  cert_status="valid")
+    fields.update(overrides)
+    return ResultMessage(**fields)
+
+
+def test_topics():
+    assert topic("clinic", "reader-01", "result") == "uketsuke/v1/clinic/reader-01/result"
+
+
+def test_result_round_trip():
+    message = result(consent={"medication": True}, face_score=0.61, face_threshold=0.41)
+    again = parse(ResultMessage, message.to_json())
+    assert again == message and again.v == 1
+
+
+@pytest.mark.parametrize("field", ["my_number", "pin", "face_image", "photo"])
+def test_result_cannot_carry_personal_fields(field):
+    payload = json.loads(result().to_json())
+    payload[field] = "123456789018"
+    with pytest.raises(MessageError, match=field):
+        parse(ResultMessage, json.dumps(payload).encode())
+
+
+def test_bad_payloads_are_typed_errors():
+    for payload in (b"", b"{", b"[]", b'{"cmd": "reboot"}', b"\xff\xfe", json.dumps({"cmd": "ping", "v": 2}).encode()):
+        with pytest.raises(MessageError):
+            parse(Command, payload)
+    with pytest.raises(MessageError, match="base64"):
+        parse(ResultMessage, json.dumps({**json.loads(result().to_json()), "cert_der_b64": "***"}).encode())
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+def test_command_parser_never_crashes(payload):
+    try:
+        parse(Command, payload)
+    except MessageError:
+        pass
+    assert isinstance(command_id(payload), str)
+
+
+def test_command_id_recovered_from_malformed_command():
+    assert command_id(json.dumps({"id": "abc", "cmd": "nope"}).encode()) == "abc"
+    assert command_id(b"not json") == ""
+    assert parse(Command, Command(cmd=CommandName.PING).to_json()).cmd is CommandName.PING
+
+
+def test_outbox_survives_reopen_and_is_idempotent(tmp_path):
+    path = tmp_path / "outbox.sqlite3"
+    box = Outbox(path)
+    box.put("a", "t/result", b"1")
+    box.put("b", "t/result", b"2")
+    box.put("a", "t/result", b"1")
+    box.close()
+    box = Outbox(path)
+    assert [p.id for p in box.pending()] == ["a", "b"]
+    box.mark_attempt("a")
+    box.remove("a")
+    assert [(p.id, p.payload) for p in box.pending()] == [("b", b"2")]
+    assert len(box) == 1
+    box.close()

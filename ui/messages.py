@@ -1,0 +1,34 @@
+"""Every message id a screen shows, per flow state and per error class.
+
+Screens render a state; this table says which text. Error classes map to text here (exception
+messages are for technicians, never for the screen).
+"""
+
+# flow state → (title, hint)
+STATE_TEXT: dict[str, tuple[str, str]] = {
+    "idle": ("Please place your card on the reader", "My Number card or smartphone"),
+    "reading": ("Reading your card", "Please do not move the card"),
+    "done": ("Check-in complete", "Please take your card"),
+    "failed": ("Could not complete check-in", "Please ask the reception staff"),
+}
+
+# error class name → explanation shown on the failed screen
+ERROR_TEXT: dict[str, str] = {
+    "CardRemoved": "The card was removed too early. Please place it again.",
+    "NotMyNumberCard": "This card is not a My Number card.",
+    "ReadError": "The card could not be read. Please place it again.",
+    "LinkTimeout": "The card could not be read. Please place it again.",
+    "Timeout": "The time limit has passed.",
+    "CertificateUnusable": "The certificate on this card has expired. Please ask the reception staff.",
+}
+DEFAULT_ERROR = "Something went wrong. Please ask the reception staff."
+
+BUTTONS = {
+    "cancel": "Cancel",
+    "language": "Language",
+}
+
+ALL_MESSAGE_IDS = sorted(
+    {text for pair in STATE_TEXT.values() for text in pair}
+    | set(ERROR_TEXT.values()) | {DEFAULT_ERROR} | set(BUTTONS.values())
+)
