@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
 
         demo_env = Demo(cfg) if demo or cfg.broker.embedded else None
         if demo_env is not None:
-            cfg = demo_env.start(printer=lambda line: console.print(line, markup=False, highlight=False))
+            cfg = demo_env.start(printer=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
         card = demo_card_profile(cfg.data_dir) if demo else None
         kiosk = Kiosk(cfg)
         kiosk.start()
@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
                 shots = scripted_check_in(kiosk, window, demo_env.terminal, card, screenshots)
                 console.print("headless demo: a check-in was played; screenshots:")
                 for shot in shots:
-                    console.print(f"  {shot}")
+                    console.print(f"  {shot.resolve()}", soft_wrap=True)
             elif headless:
                 console.print("headless: no display; running without a window until Ctrl-C")
                 window.run()

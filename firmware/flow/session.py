@@ -17,7 +17,7 @@ import numpy as np
 class CardFacts:
     """What the card layer read: enough for the result message and the screens, no personal data."""
 
-    token_kind: str  # card | android | iphone | face_only_card
+    token_kind: str  # firmware.card.jpki.TokenKind value: card | face-only | android | iphone
     cert_der: bytes
     cert_status: str  # valid | expiring | grace | unusable
     subject: str = ""

@@ -44,12 +44,12 @@ class KioskLink:
         self._inflight: dict[int, str] = {}
         self._lock = threading.Lock()
         self._connected = threading.Event()
+        self._stopping = False
         self._flushed = threading.Condition()
         protocol = mqtt.MQTTv5 if broker.protocol == "5" else mqtt.MQTTv311
         self._client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=f"uketsuke-{site}-{reader}", protocol=protocol,
         )
-        self._client.enable_logger(logging.getLogger("paho"))
         offline = StatusMessage(reader=reader, state="offline", software=software)
         self._client.will_set(self.topic("status"), offline.to_json(), qos=1, retain=True)
         self._client.reconnect_delay_set(min_delay=1, max_delay=10)
@@ -81,6 +81,7 @@ class KioskLink:
 
     def stop(self) -> None:
         """Say goodbye (retained offline status), then disconnect. Pending results stay in the outbox."""
+        self._stopping = True
         if self.connected:
             offline = StatusMessage(reader=self.reader, state="offline", software=self.software)
             info = self._client.publish(self.topic("status"), offline.to_json(), qos=1, retain=True)
@@ -141,7 +142,7 @@ class KioskLink:
         self._flush()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        if self._connected.is_set():
+        if self._connected.is_set() and not self._stopping:
             log.warning("lost the broker (%s); results wait in the outbox", reason_code)
         self._connected.clear()
         with self._lock:

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from firmware.card.certificate import CertStatus
 from firmware.errors import MessageError
 
 SCHEMA_VERSION = 1
@@ -45,15 +46,6 @@ class Method(StrEnum):
     NONE = "none"  # certificate read only (walking skeleton, eligibility without identity proof)
 
 
-class CertStatus(StrEnum):
-    """Certificate status against the clock, per MHLW's expiry rules."""
-
-    VALID = "valid"
-    EXPIRING = "expiring"  # valid, expires within 3 months: renewal alert
-    GRACE = "grace"  # expired ≤ 3 months (physical card only): eligibility only, no consent
-    UNUSABLE = "unusable"  # beyond: the insurer issues a 資格確認書
-
-
 class _Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -74,7 +66,7 @@ class ResultMessage(_Message):
     site: str
     reader: str
     method: Method
-    card_kind: str = Field(pattern=r"^(card|android|iphone|face_only_card)$")
+    card_kind: str = Field(pattern=r"^(card|face-only|android|iphone)$")  # firmware.card.jpki.TokenKind
     cert_der_b64: Base64
     cert_status: CertStatus
     consent: dict[str, bool] = Field(default_factory=dict)

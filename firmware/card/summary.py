@@ -1,0 +1,27 @@
+"""The walking skeleton's card step: what the flow needs from a tapped card, read in one go."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from firmware.card.mynumber import MyNumberCard
+from firmware.flow.session import CardFacts
+from hal.contracts import CardLink
+
+
+def read_card_facts(link: CardLink, now: dt.datetime) -> CardFacts:
+    """Token kind, user-authentication certificate and its status at ``now``.
+
+    Raises the card layer's typed errors (CardRemoved, NotMyNumberCard, ReadError,
+    SecurityStatusNotSatisfied for an Android token that needs its PIN first).
+    """
+    card = MyNumberCard(link)
+    kind = card.read_token_kind()
+    certificate = card.read_auth_certificate()
+    return CardFacts(
+        token_kind=kind.value,
+        cert_der=certificate.der,
+        cert_status=certificate.status_at(now, kind).value,
+        subject=certificate.subject,
+        not_after=certificate.not_after.isoformat(),
+    )
