@@ -24,6 +24,7 @@ from firmware.flow.session import CheckInSession
 from firmware.link.outbox import Outbox
 from firmware.link.schemas import CommandName, Method, ResultMessage
 from hal.contracts import BeepPattern, CardLink, StatusColour
+from hal.errors import HalError
 from hal.registry import open_device
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ _INDICATION = {
     "reading": (StatusColour.BUSY, BeepPattern.TAP),
     "done": (StatusColour.OK, BeepPattern.OK),
     "failed": (StatusColour.ERROR, BeepPattern.ERROR),
+    "out_of_service": (StatusColour.ERROR, None),
 }
 
 
@@ -56,19 +58,49 @@ class Kiosk:
         self._jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="card-job")
         self._listeners: list[Callable[[str, CheckInSession], None]] = []
         self._lock = threading.Lock()
+        #: One line per device problem, for staff (status screen, selftest, event topic).
+        self.problems: list[str] = []
+        self._started = False
         self.flow = CheckInFlow(self, config.timeouts, config.language)
 
     # ------------------------------------------------------------------ life cycle
 
     def start(self) -> None:
-        """Start devices and the link; a broker that is down only delays results."""
-        for device in (self.indicators, self.speaker, self.reader):
-            device.start()
+        """Start devices and the link. Nothing here stops the kiosk: a broker that is down only
+        delays results, a missing LED or speaker is replaced by its simulation (and reported), and a
+        missing card reader puts the kiosk out of service until the reader is back."""
+        self._started = True
+        self.indicators = self._start_or_simulate("indicators", self.indicators)
+        self.speaker = self._start_or_simulate("speaker", self.speaker)
         self.link.start()
         self.reader.when_card_presented = self._card_presented
         self.reader.when_card_removed = lambda: self.post("card_removed")
+        self.reader.when_reader_changed = self._reader_changed
+        try:
+            self.reader.start()
+        except HalError as exc:
+            self._reader_changed(exc)
         self.reader.watch()
-        self.announce("idle", self.flow.session)
+        self.announce(self.flow.state_id, self.flow.session)
+
+    def _start_or_simulate(self, role: str, device):
+        try:
+            device.start()
+            return device
+        except HalError as exc:
+            log.error("%s %s unavailable, continuing without it: %s", role, device.spec, exc)
+            self.problems.append(f"{role}: {exc}")
+            return open_device(role, "sim")
+
+    def _reader_changed(self, error: HalError | None) -> None:
+        if error is None:
+            log.info("card reader %s is back", self.reader.spec)
+            self.problems = [p for p in self.problems if not p.startswith("nfc:")]
+            self.post("device_ok")
+        else:
+            log.error("card reader %s unavailable: %s", self.reader.spec, error)
+            self.problems.append(f"nfc: {error}")
+            self.post("device_lost", reason=type(error).__name__)
 
     def stop(self) -> None:
         self.reader.close()
@@ -148,10 +180,13 @@ class Kiosk:
         log.info("result %s queued (%d pending)", result.id, len(self.outbox))
 
     def announce(self, state: str, session: CheckInSession) -> None:
+        if not self._started:  # the flow's first idle, before devices are up; start() announces again
+            return
         colour, beep = _INDICATION.get(state, (StatusColour.ATTENTION, None))
         self.indicators.set_status(colour, blink=state == "reading")
         if beep is not None:
             self.indicators.beep(beep)
-        self.link.publish_event(state, session.error_kind if state == "failed" else "")
+        detail = session.error_kind if state in ("failed", "out_of_service") else ""
+        self.link.publish_event(state, detail)
         for listener in list(self._listeners):
             listener(state, session)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hal.errors import HalError
+
 
 class Device(abc.ABC):
     """Common life cycle of every device: ``start`` before use, ``close`` when done (idempotent)."""
@@ -104,10 +106,14 @@ class CardReader(Device):
     """
 
     poll_interval_s: float = 0.1
+    #: How often the watcher retries a reader that is gone (unplugged, pcscd stopped).
+    retry_interval_s: float = 2.0
 
     def __init__(self) -> None:
         self.when_card_presented: CardHandler | None = None
         self.when_card_removed: RemovalHandler | None = None
+        #: Called with the HalError when the reader itself is lost, and with None when it is back.
+        self.when_reader_changed: Callable[[HalError | None], None] | None = None
         self._watcher: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -138,23 +144,47 @@ class CardReader(Device):
         self._watcher.start()
 
     def stop_watching(self) -> None:
+        """Stop the watcher thread. A no-op from the watcher itself (a backend's ``start`` that
+        cleans up with ``close`` on failure must not end the retries that will bring it back)."""
+        if self._watcher is threading.current_thread():
+            return
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
             self._watcher = None
 
     def _watch_loop(self) -> None:
+        lost: HalError | None = None
         while not self._stop.is_set():
-            link = self.wait_for_card(self.poll_interval_s)
+            try:
+                if lost is not None:
+                    self.start()
+                link = self.wait_for_card(self.poll_interval_s)
+            except HalError as exc:  # the reader is gone: say so once, retry until it is back
+                if lost is None and self.when_reader_changed:
+                    self.when_reader_changed(exc)
+                lost = exc
+                self._stop.wait(self.retry_interval_s)
+                continue
+            if lost is not None:
+                lost = None
+                if self.when_reader_changed:
+                    self.when_reader_changed(None)
             if link is None:
                 continue
             if self.when_card_presented:
                 self.when_card_presented(link)
-            while not self._stop.is_set() and self.is_card_present():
+            while not self._stop.is_set() and self._card_still_present():
                 self._stop.wait(self.poll_interval_s)
             link.close()
             if not self._stop.is_set() and self.when_card_removed:
                 self.when_card_removed()
+
+    def _card_still_present(self) -> bool:
+        try:
+            return self.is_card_present()
+        except HalError:  # a reader lost with a card on it: the card is gone too
+            return False
 
     def close(self) -> None:
         self.stop_watching()

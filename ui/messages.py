@@ -10,6 +10,7 @@ STATE_TEXT: dict[str, tuple[str, str]] = {
     "reading": ("Reading your card", "Please do not move the card"),
     "done": ("Check-in complete", "Please take your card"),
     "failed": ("Could not complete check-in", "Please ask the reception staff"),
+    "out_of_service": ("This reader is out of service", "Please ask the reception staff"),
 }
 
 # error class name → explanation shown on the failed screen

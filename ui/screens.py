@@ -20,7 +20,8 @@ SIZE = (800, 480)
 BACKGROUND = (250, 250, 247)
 INK = (20, 24, 32)
 MUTED = (90, 96, 110)
-ACCENT = {"idle": (0, 94, 184), "reading": (0, 94, 184), "done": (0, 140, 70), "failed": (190, 30, 45)}
+ACCENT = {"idle": (0, 94, 184), "reading": (0, 94, 184), "done": (0, 140, 70), "failed": (190, 30, 45),
+          "out_of_service": (120, 120, 120)}
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class ScreenView:
     error_kind: str = ""
     card_kind: str = ""
     cert_status: str = ""
+    problems: tuple[str, ...] = ()  # device problems, for staff (technical English, small type)
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,10 @@ class ScreenRenderer:
             reason_ja, reason_en = bilingual(ERROR_TEXT.get(view.error_kind, DEFAULT_ERROR), view.language)
             self._centre(surface, self.body_font, reason_ja, 300, accent)
             self._centre(surface, self.small_font, reason_en, 338, MUTED)
+        if view.state == "out_of_service":
+            for index, problem in enumerate(view.problems[:3]):
+                self._centre(surface, self.small_font, problem[:90], 300 + 28 * index, MUTED)
+            return self.buttons
         if view.state == "idle":
             self._button(surface, "language", pygame.Rect(SIZE[0] - 230, SIZE[1] - 100, 200, 76), view.language)
         else:

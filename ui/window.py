@@ -27,6 +27,7 @@ def view_of(kiosk: Kiosk) -> ScreenView:
     return ScreenView(
         state=kiosk.flow.state_id, language=kiosk.flow.language, error_kind=session.error_kind,
         card_kind=card.token_kind if card else "", cert_status=card.cert_status if card else "",
+        problems=tuple(kiosk.problems),
     )
 
 

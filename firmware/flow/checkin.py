@@ -2,7 +2,8 @@
 
 Idle → Reading (certificate through the CardLink) → Done (result queued for the terminal) → Idle.
 Any state with a patient in it has a timeout back to idle, and a card pulled out at any point ends
-the visit cleanly: the session is wiped on every return to idle.
+the visit cleanly: the session is wiped on every return to idle. A reader that disappears puts the
+kiosk out of service (a screen for the patient, a status for staff) until it is back.
 
 The machine knows no hardware: it calls a :class:`FlowServices` object (the kiosk's wiring) for
 work, and that work reports back by sending events. Later issues add ChooseMethod, Face, PIN,
@@ -55,6 +56,7 @@ class CheckInFlow(StateMachine):
     reading = State(enter="enter_reading", invoke=StateTimeout("card_read_s"))
     done = State(enter="enter_done", invoke=StateTimeout("done_s"))
     failed = State(enter="enter_failed", invoke=StateTimeout("error_s"))
+    out_of_service = State(enter="enter_out_of_service")  # the reader is gone; back when it returns
 
     card_presented = idle.to(reading)
     card_read = reading.to(done)
@@ -62,6 +64,8 @@ class CheckInFlow(StateMachine):
     expired = reading.to(failed) | done.to(idle) | failed.to(idle)
     card_removed = reading.to(idle) | done.to(idle) | failed.to(idle)
     cancel = reading.to(idle) | done.to(idle) | failed.to(idle)
+    device_lost = idle.to(out_of_service) | reading.to(out_of_service) | done.to(out_of_service) | failed.to(out_of_service)
+    device_ok = out_of_service.to(idle)
 
     def __init__(self, services: FlowServices, timeouts: Timeouts | None = None, language: str = "ja"):
         self.services = services
@@ -87,6 +91,11 @@ class CheckInFlow(StateMachine):
     def enter_done(self) -> None:
         self.services.publish_result(self.session)
         self.services.announce("done", self.session)
+
+    def enter_out_of_service(self, reason: str = "", **_) -> None:
+        self.session.wipe()
+        self.session.error_kind = reason
+        self.services.announce("out_of_service", self.session)
 
     def enter_failed(self, error: BaseException | None = None, **_) -> None:
         if error is not None:

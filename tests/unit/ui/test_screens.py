@@ -35,7 +35,15 @@ def test_bilingual_puts_japanese_first():
     assert bilingual("Check-in complete", "en") == ("Check-in complete", "受付が完了しました")
 
 
-@pytest.mark.parametrize("state", sorted(STATE_TEXT))
+def test_out_of_service_shows_the_problem_and_no_button(renderer):
+    surface = pygame.Surface(SIZE)
+    plain = pygame.Surface(SIZE)
+    assert renderer.render(surface, ScreenView(state="out_of_service", problems=("nfc: reader gone",))) == []
+    renderer.render(plain, ScreenView(state="out_of_service"))
+    assert pygame.image.tobytes(surface, "RGB") != pygame.image.tobytes(plain, "RGB")
+
+
+@pytest.mark.parametrize("state", sorted(set(STATE_TEXT) - {"out_of_service"}))
 def test_each_state_renders_and_has_a_button(renderer, state):
     surface = pygame.Surface(SIZE)
     buttons = renderer.render(surface, ScreenView(state=state, error_kind="CardRemoved"))

@@ -1,0 +1,177 @@
+"""The 券面事項確認AP (card face): 照合番号B, the card-face record (EF 0002), the photo, genuineness.
+
+Only physical cards carry it (a phone answers 6A82 → :class:`NotMyNumberCard`). Order inside one
+tap: VERIFY 照合番号B (EF 0012) → READ EF 0002 (``FF20``: DF22 birth date, DF23 sex, DF25/26 name
+and address images, DF27 JPEG 2000 photo, DF29 expiry, DF2A security-code image …). The
+genuineness check needs no PIN: EF 0004 holds the card's key certified by its issuer, and the AP
+signs the terminal's challenge with that key (``80 2A 00 00``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
+from PIL import Image, UnidentifiedImageError
+
+from firmware.card import tlv
+from firmware.card.apdu import CardChannel, CommandApdu, check_sw
+from firmware.card.collation import CollationB, CollationGuard
+from firmware.card.cvc import CardNotGenuine, CardVerifiableCertificate, parse_cvc
+from firmware.card.jpki import sha256_digest_info
+from firmware.errors import PinBlocked, ReadError
+
+log = logging.getLogger(__name__)
+
+AID_KENMEN_KAKUNIN = bytes.fromhex("D3921000310001010402")
+EF_CARD_FACE = b"\x00\x02"
+EF_CARD_CVC = b"\x00\x04"
+EF_COLLATION_B = b"\x00\x12"
+JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
+J2K_CODESTREAM = b"\xff\x4f\xff\x51"
+MAX_PHOTO_PIXELS = 1024 * 1024
+
+
+class PhotoError(ReadError, ValueError):
+    """The card's photo (DF27) is missing or not a decodable JPEG 2000 image."""
+
+
+@dataclass(frozen=True)
+class CardFace:
+    """EF 0002 split into its items. Personal data: never log or persist it; drop it after use."""
+
+    birth_date: str  # YYYYMMDD as on the card
+    sex: str
+    expiry_date: str  # YYYYMMDD
+    photo_jp2: bytes = field(repr=False)
+    name_image: bytes = field(repr=False)
+    address_image: bytes = field(repr=False)
+    security_code_image: bytes = field(repr=False)
+    items: dict[int, bytes] = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"CardFace(photo {len(self.photo_jp2)} bytes)"
+
+    def photo_greyscale(self) -> np.ndarray:
+        """Decode the photo to an (H, W) uint8 array that the caller owns and must zero after use."""
+        return decode_photo(self.photo_jp2)
+
+
+@dataclass(frozen=True)
+class GenuinenessProof:
+    """What the terminal gets for a face check: the card's CVC and its signature over the nonce."""
+
+    card_certificate: CardVerifiableCertificate
+    nonce: bytes
+    signature: bytes
+
+    def __repr__(self) -> str:
+        return f"GenuinenessProof(issuer={self.card_certificate.issuer_reference})"
+
+
+def decode_photo(jp2: bytes) -> np.ndarray:
+    """JPEG 2000 (JP2 box or raw codestream) → greyscale uint8 array; raises :class:`PhotoError`."""
+    if not (jp2.startswith(JP2_SIGNATURE) or jp2.startswith(J2K_CODESTREAM)):
+        raise PhotoError("DF27 is not JPEG 2000 (no JP2 signature box or J2K codestream marker)")
+    try:
+        with Image.open(io.BytesIO(jp2), formats=["JPEG2000"]) as image:
+            if image.width * image.height > MAX_PHOTO_PIXELS:
+                raise PhotoError(f"the card photo is {image.width}x{image.height}: too large for a card photo")
+            grey = np.array(image.convert("L"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        if isinstance(exc, PhotoError):
+            raise
+        raise PhotoError(f"the card photo does not decode as JPEG 2000: {exc}") from exc
+    return grey
+
+
+def split_card_face(record: bytes) -> CardFace:
+    """Split the ``FF20`` record of EF 0002 into a :class:`CardFace`; raises ReadError if malformed."""
+    outer = tlv.parse_exact(record)
+    if outer.tag != 0xFF20:
+        raise tlv.TlvError(f"EF 0002 starts with tag {outer.tag:X}, not FF20")
+    items = {item.tag: item.value for item in outer.children()}
+    if 0xDF27 not in items:
+        raise PhotoError("EF 0002 has no photo (DF27)")
+
+    def text(tag: int) -> str:
+        return items.get(tag, b"").decode("ascii", "replace")
+
+    return CardFace(birth_date=text(0xDF22), sex=text(0xDF23), expiry_date=text(0xDF29),
+                    photo_jp2=items[0xDF27], name_image=items.get(0xDF25, b""),
+                    address_image=items.get(0xDF26, b""), security_code_image=items.get(0xDF2A, b""),
+                    items=items)
+
+
+class KenmenApplication:
+    """Commands of the 券面事項確認AP over a :class:`CardChannel`."""
+
+    def __init__(self, channel: CardChannel):
+        self.channel = channel
+
+    def select(self) -> None:
+        self.channel.select_application(AID_KENMEN_KAKUNIN, "券面事項確認AP (card face)")
+
+    def collation_b_tries_left(self) -> int:
+        """VERIFY without data on EF 0012: the counter, spending no try. Raises PinBlocked at zero."""
+        self.select()
+        self.channel.select_file(EF_COLLATION_B)
+        response = self.channel.send(CommandApdu(0x00, 0x20, 0x00, 0x80))
+        if response.sw >> 4 == 0x63C:
+            if response.sw & 0xF == 0:
+                raise PinBlocked("the 照合番号B counter is at zero")
+            return response.sw & 0xF
+        check_sw(response.sw, "VERIFY (tries left) 照合番号B")
+        raise ReadError(f"VERIFY without data answered {response.sw:04X}, not 63Cx", sw=response.sw)
+
+    def verify_collation_b(self, collation: CollationB, guard: CollationGuard,
+                           today: dt.date | None = None) -> None:
+        """Spend one 照合番号B try, only if ``guard`` allows it for ``collation`` and the counter.
+
+        Raises:
+            CollationRefused: the guard refused (nothing was sent).
+            WrongPin / PinBlocked: the card refused the number.
+        """
+        guard.check(collation, self.collation_b_tries_left(), today)  # selects AP and EF 0012
+        response = self.channel.send(CommandApdu(0x00, 0x20, 0x00, 0x80, collation.digits.encode("ascii"),
+                                                 sensitive=True))
+        check_sw(response.sw, "VERIFY 照合番号B")
+        log.info("照合番号B verified")
+
+    def read_card_face(self) -> CardFace:
+        """READ EF 0002 (after 照合番号B) and split it."""
+        self.select()
+        self.channel.select_file(EF_CARD_FACE)
+        return split_card_face(self.channel.read_object("READ BINARY EF 0002 (card face)"))
+
+    def read_card_certificate(self) -> CardVerifiableCertificate:
+        self.select()
+        self.channel.select_file(EF_CARD_CVC)
+        return parse_cvc(self.channel.read_object("READ BINARY EF 0004 (card certificate)", limit=4096))
+
+    def prove_genuine(self, nonce: bytes, issuer_keys, today: dt.date | None = None) -> GenuinenessProof:
+        """Verify EF 0004 against ``issuer_keys``, have the card sign ``nonce``, verify that too."""
+        if not 0 < len(nonce) <= 1024:
+            raise ValueError("the nonce must be 1..1024 bytes")
+        certificate = self.read_card_certificate()
+        certificate.verify(issuer_keys, today)
+        response = self.channel.send(CommandApdu(0x80, 0x2A, 0x00, 0x00, sha256_digest_info(nonce), le=256))
+        check_sw(response.sw, "COMPUTE SIGNATURE (card genuineness)")
+        _verify_rsa(certificate.public_key, response.data, nonce)
+        return GenuinenessProof(certificate, bytes(nonce), response.data)
+
+
+def _verify_rsa(key: rsa.RSAPublicKey, signature: bytes, message: bytes) -> None:
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(message)
+    try:
+        key.verify(signature, digest.finalize(), padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
+    except InvalidSignature as exc:
+        raise CardNotGenuine("the card's signature over the challenge does not verify with its certified key") \
+            from exc
