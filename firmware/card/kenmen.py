@@ -44,23 +44,30 @@ class PhotoError(ReadError, ValueError):
 
 @dataclass(frozen=True)
 class CardFace:
-    """EF 0002 split into its items. Personal data: never log or persist it; drop it after use."""
+    """EF 0002 split into its items. Personal data: never log or persist it; :meth:`wipe` after use.
+
+    The images are bytearrays so that :meth:`wipe` can zero them (the photo is a face image).
+    """
 
     birth_date: str  # YYYYMMDD as on the card
     sex: str
     expiry_date: str  # YYYYMMDD
-    photo_jp2: bytes = field(repr=False)
-    name_image: bytes = field(repr=False)
-    address_image: bytes = field(repr=False)
-    security_code_image: bytes = field(repr=False)
-    items: dict[int, bytes] = field(repr=False)
+    photo_jp2: bytearray = field(repr=False)
+    name_image: bytearray = field(repr=False)
+    address_image: bytearray = field(repr=False)
+    security_code_image: bytearray = field(repr=False)
 
     def __repr__(self) -> str:
         return f"CardFace(photo {len(self.photo_jp2)} bytes)"
 
     def photo_greyscale(self) -> np.ndarray:
         """Decode the photo to an (H, W) uint8 array that the caller owns and must zero after use."""
-        return decode_photo(self.photo_jp2)
+        return decode_photo(bytes(self.photo_jp2))
+
+    def wipe(self) -> None:
+        """Zero the photo and the name/address/security-code images."""
+        for buffer in (self.photo_jp2, self.name_image, self.address_image, self.security_code_image):
+            buffer[:] = bytes(len(buffer))
 
 
 @dataclass(frozen=True)
@@ -104,9 +111,9 @@ def split_card_face(record: bytes) -> CardFace:
         return items.get(tag, b"").decode("ascii", "replace")
 
     return CardFace(birth_date=text(0xDF22), sex=text(0xDF23), expiry_date=text(0xDF29),
-                    photo_jp2=items[0xDF27], name_image=items.get(0xDF25, b""),
-                    address_image=items.get(0xDF26, b""), security_code_image=items.get(0xDF2A, b""),
-                    items=items)
+                    photo_jp2=bytearray(items[0xDF27]), name_image=bytearray(items.get(0xDF25, b"")),
+                    address_image=bytearray(items.get(0xDF26, b"")),
+                    security_code_image=bytearray(items.get(0xDF2A, b"")))
 
 
 class KenmenApplication:

@@ -26,7 +26,7 @@ MY_SECRETS = ("1234",)  # the profile's PIN: must never appear in logs or files
 def card_profiles(tmp_path_factory):
     root = tmp_path_factory.mktemp("cards")
     ca = root / "ca"
-    return {kind: make_profile(root / kind, kind=kind, ca_dir=ca, seed=7) for kind in ("card", "android")}
+    return {kind: make_profile(root / kind, kind=kind, ca_dir=ca, seed=7, card_face=False) for kind in ("card", "android")}
 
 
 @pytest.fixture

@@ -1,0 +1,158 @@
+"""券面事項確認AP: the 照合番号B guard, the card face and photo, card genuineness."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from firmware.card.collation import CollationB, CollationGuard
+from firmware.card.cvc import CardNotGenuine, load_issuer_keys
+from firmware.card.kenmen import PhotoError, decode_photo, split_card_face
+from firmware.card.mynumber import MyNumberCard
+from firmware.errors import CollationRefused, PinBlocked, ReadError, SecurityStatusNotSatisfied, WrongPin
+from hal.sim.card.profile import AID_KENMEN_KAKUNIN, read_counters, write_counter
+from hal.sim.card.throwaway_pki import new_rsa_key, pem_public
+from tests.unit.card.conftest import TODAY_JST
+
+B_REF = f"{AID_KENMEN_KAKUNIN}/0012"
+
+
+def collation(digits: str, confident: bool = True, **flags) -> CollationB:
+    return CollationB(digits[:6], digits[6:10], digits[10:], confident, **flags)
+
+
+def sent_collation(reader) -> bool:
+    return any(apdu[1] == 0x20 and len(apdu) > 4 for apdu, _ in reader.history)
+
+
+def tap(reader_for, info, guard=None):
+    reader = reader_for(info)
+    return MyNumberCard(reader.wait_for_card(0), collation_guard=guard), reader
+
+
+def test_right_collation_opens_the_card_face(profile, reader_for):
+    info = profile("card")
+    card, reader = tap(reader_for, info)
+    card.verify_collation_b(collation(info.collation_b), today=TODAY_JST)
+    face = card.read_card_face()
+    assert len(face.birth_date) == 8 and face.birth_date.isdigit()
+    assert face.sex in ("1", "2")
+    photo = face.photo_greyscale()
+    assert photo.dtype == np.uint8 and photo.ndim == 2 and photo.shape == (320, 240)
+    assert 60 < photo.mean() < 230 and photo.std() > 20  # a picture, not a blank
+    photo[...] = 0
+    assert bytes(face.photo_jp2) not in repr(face).encode()
+    assert np.array_equal(card.read_photo(), face.photo_greyscale())  # read_photo wipes its own copy
+    face.wipe()
+    assert not any(face.photo_jp2) and not any(face.name_image)
+    assert info.collation_b.encode() not in b"".join(apdu for apdu, _ in reader.history)
+
+
+def test_card_face_needs_collation_b(profile, reader_for):
+    card, _ = tap(reader_for, profile("card"))
+    with pytest.raises(SecurityStatusNotSatisfied):
+        card.read_card_face()
+
+
+@pytest.mark.parametrize("make", [
+    lambda b: collation(b, confident=False),
+    lambda b: collation(b, code_confident=False),
+    lambda b: collation(b[:13]),                       # incomplete
+    lambda b: collation(b[:2] + "13" + b[4:]),         # month 13
+    lambda b: collation(b[:4] + "32" + b[6:]),         # day 32
+    lambda b: collation(b[:6] + "1999" + b[10:]),      # expiry before cards existed
+    lambda b: collation(b[:6] + "20x1" + b[10:]),
+    lambda b: collation("000101" + b[6:]),             # era year 00
+    lambda b: collation("650101" + b[6:], era="昭和"),  # 昭和65 does not exist
+])
+def test_guard_refuses_unsure_or_inconsistent_reading_without_spending(profile, reader_for, make):
+    info = profile("card")
+    card, reader = tap(reader_for, info)
+    with pytest.raises(CollationRefused):
+        card.verify_collation_b(make(info.collation_b), today=TODAY_JST)
+    assert not sent_collation(reader)
+    assert read_counters(info.directory)[B_REF] == 10
+
+
+def test_guard_stops_while_reserve_tries_remain(profile, reader_for):
+    info = profile("card")
+    write_counter(info.directory, AID_KENMEN_KAKUNIN, "0012", 6)
+    card, reader = tap(reader_for, info)
+    wrong_code = "1111" if info.collation_b.endswith("0000") else "0000"
+    with pytest.raises(WrongPin) as wrong:  # 6 left: one try may be spent
+        card.verify_collation_b(collation(info.collation_b[:10] + wrong_code), today=TODAY_JST)
+    assert wrong.value.tries_left == 5
+    with pytest.raises(CollationRefused):  # 5 left: the kiosk keeps them for the holder
+        card.verify_collation_b(collation(info.collation_b), today=TODAY_JST)
+    assert read_counters(info.directory)[B_REF] == 5
+    # A technician may configure a smaller reserve.
+    card = MyNumberCard(reader.wait_for_card(0), collation_guard=CollationGuard(reserve_tries=2))
+    card.verify_collation_b(collation(info.collation_b), today=TODAY_JST)
+    assert read_counters(info.directory)[B_REF] == 10
+
+
+def test_blocked_collation_counter(profile, reader_for):
+    info = profile("card")
+    write_counter(info.directory, AID_KENMEN_KAKUNIN, "0012", 0)
+    card, _ = tap(reader_for, info)
+    with pytest.raises(PinBlocked):
+        card.collation_b_tries_left()
+
+
+def test_genuine_card(profile, reader_for):
+    info = profile("card")
+    card, _ = tap(reader_for, info)
+    proof = card.prove_genuine(b"terminal nonce", load_issuer_keys(info.directory / "issuer"), TODAY_JST)
+    assert proof.card_certificate.issuer_reference == "6000023"
+    assert len(proof.signature) == 256
+
+
+def test_untrusted_or_forged_card_is_not_genuine(profile, reader_for, tmp_path):
+    info = profile("card")
+    card, _ = tap(reader_for, info)
+    stranger = tmp_path / "stranger"
+    stranger.mkdir()
+    (stranger / "6000023.pem").write_bytes(pem_public(new_rsa_key().public_key()))
+    with pytest.raises(CardNotGenuine):
+        card.prove_genuine(b"n", load_issuer_keys(stranger), TODAY_JST)
+    with pytest.raises(CardNotGenuine):
+        card.prove_genuine(b"n", {}, TODAY_JST)
+    with pytest.raises(CardNotGenuine):  # outside the CVC's validity
+        card.prove_genuine(b"n", load_issuer_keys(info.directory / "issuer"), dt.date(2060, 1, 1))
+
+
+def test_card_key_swapped_is_not_genuine(profile, reader_for):
+    info = profile("card")
+    key_file = info.directory / "keys" / AID_KENMEN_KAKUNIN / "internal.pem"
+    from hal.sim.card.throwaway_pki import pem_private
+    key_file.write_bytes(pem_private(new_rsa_key()))  # a clone with its own key but a copied CVC
+    card, _ = tap(reader_for, info)
+    with pytest.raises(CardNotGenuine):
+        card.prove_genuine(b"n", load_issuer_keys(info.directory / "issuer"), TODAY_JST)
+
+
+def test_tampered_cvc_is_refused(profile, reader_for):
+    info = profile("card")
+    path = info.directory / "ef" / AID_KENMEN_KAKUNIN / "0004.bin"
+    raw = bytearray(path.read_bytes())
+    raw[40] ^= 0x01  # inside the card's public key
+    path.write_bytes(bytes(raw))
+    card, _ = tap(reader_for, info)
+    with pytest.raises((CardNotGenuine, ReadError)):
+        card.prove_genuine(b"n", load_issuer_keys(info.directory / "issuer"), TODAY_JST)
+
+
+def test_broken_photo_is_a_typed_error():
+    with pytest.raises(PhotoError):
+        decode_photo(b"\x00\x00\x00\x0cjP  \r\n\x87\n" + b"\x00" * 50)
+    with pytest.raises(PhotoError):
+        decode_photo(b"\xff\xd8\xff\xe0 a JPEG, not JPEG 2000")
+    with pytest.raises(ReadError):
+        split_card_face(b"\xff\x20\x03\xdf\x22\x00")  # no photo
+
+
+def test_collation_repr_hides_digits(profile):
+    info = profile("card")
+    assert info.collation_b[:6] not in repr(collation(info.collation_b))
