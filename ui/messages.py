@@ -21,8 +21,16 @@ ERROR_TEXT: dict[str, str] = {
     "LinkTimeout": "The card could not be read. Please place it again.",
     "Timeout": "The time limit has passed.",
     "CertificateUnusable": "The certificate on this card has expired. Please ask the reception staff.",
+    "SecurityStatusNotSatisfied": "For a smartphone, please choose the smartphone option first.",
+    "PinBlocked": "The PIN is locked. Please ask the reception staff.",
+    "CardNotGenuine": "This card could not be confirmed as genuine. Please ask the reception staff.",
 }
 DEFAULT_ERROR = "Something went wrong. Please ask the reception staff."
+
+
+def error_text(lineage: tuple[str, ...]) -> str:
+    """The text for the most specific error class (or base class) that has one."""
+    return next((ERROR_TEXT[name] for name in lineage if name in ERROR_TEXT), DEFAULT_ERROR)
 
 BUTTONS = {
     "cancel": "Cancel",

@@ -14,7 +14,7 @@ import pygame.freetype
 
 from ui.fonts import japanese_font_path
 from ui.i18n import bilingual
-from ui.messages import BUTTONS, DEFAULT_ERROR, ERROR_TEXT, STATE_TEXT
+from ui.messages import BUTTONS, STATE_TEXT, error_text
 
 SIZE = (800, 480)
 BACKGROUND = (250, 250, 247)
@@ -31,6 +31,7 @@ class ScreenView:
     state: str
     language: str = "ja"
     error_kind: str = ""
+    error_lineage: tuple[str, ...] = ()
     card_kind: str = ""
     cert_status: str = ""
     problems: tuple[str, ...] = ()  # device problems, for staff (technical English, small type)
@@ -84,7 +85,7 @@ class ScreenRenderer:
             self._centre(surface, self.body_font, hint_ja, 220, INK)
             self._centre(surface, self.small_font, hint_en, 258, MUTED)
         if view.state == "failed":
-            reason_ja, reason_en = bilingual(ERROR_TEXT.get(view.error_kind, DEFAULT_ERROR), view.language)
+            reason_ja, reason_en = bilingual(error_text(view.error_lineage or (view.error_kind,)), view.language)
             self._centre(surface, self.body_font, reason_ja, 300, accent)
             self._centre(surface, self.small_font, reason_en, 338, MUTED)
         if view.state == "out_of_service":

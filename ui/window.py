@@ -26,6 +26,7 @@ def view_of(kiosk: Kiosk) -> ScreenView:
     card = session.card
     return ScreenView(
         state=kiosk.flow.state_id, language=kiosk.flow.language, error_kind=session.error_kind,
+        error_lineage=session.error_lineage,
         card_kind=card.token_kind if card else "", cert_status=card.cert_status if card else "",
         problems=tuple(kiosk.problems),
     )

@@ -100,6 +100,7 @@ class CheckInFlow(StateMachine):
     def enter_failed(self, error: BaseException | None = None, **_) -> None:
         if error is not None:
             self.session.error_kind = type(error).__name__
+            self.session.error_lineage = tuple(cls.__name__ for cls in type(error).__mro__)
         elif not self.session.error_kind:
             self.session.error_kind = "Timeout"
         self.session.card = None

@@ -32,6 +32,7 @@ class CheckInSession:
     card: CardFacts | None = None
     method: str = "none"
     error_kind: str = ""  # class name of the error that ended the check-in, for the screen
+    error_lineage: tuple[str, ...] = ()  # that class and its bases, most specific first
     face_score: float | None = None
     face_threshold: float | None = None
     consent: dict[str, bool] = field(default_factory=dict)
@@ -51,3 +52,4 @@ class CheckInSession:
         self.card = None
         self.face_score = self.face_threshold = None
         self.consent = {}
+        self.error_kind, self.error_lineage = "", ()

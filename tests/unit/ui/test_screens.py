@@ -63,3 +63,12 @@ def test_error_kinds_change_the_failed_screen(renderer):
         renderer.render(surface, ScreenView(state="failed", error_kind=kind))
         shots.add(pygame.image.tobytes(surface, "RGB"))
     assert len(shots) == len(set(ERROR_TEXT.values()))
+
+
+def test_error_text_follows_the_class_hierarchy():
+    from firmware.card.certificate import CertificateError
+    from ui.messages import DEFAULT_ERROR, ERROR_TEXT, error_text
+
+    lineage = tuple(cls.__name__ for cls in CertificateError.__mro__)
+    assert error_text(lineage) == ERROR_TEXT["ReadError"]
+    assert error_text(("SomethingElse", "Exception")) == DEFAULT_ERROR
