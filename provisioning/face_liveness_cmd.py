@@ -1,0 +1,80 @@
+"""`uketsuke face liveness-eval`: APCER per attack type and BPCER, in ISO/IEC 30107-3 terms.
+
+A thin wrapper over :mod:`provisioning.face_liveness_eval`. ``register(app)`` adds the command to the
+``face`` typer app (called from :mod:`provisioning.face_cmd`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from firmware.face.liveness import PassiveLiveness
+from firmware.face.pipeline import FacePipeline
+from provisioning import face_liveness_eval as ev
+
+console = Console(stderr=True)
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces" / "london"
+
+
+def pct(value: float) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value * 100:.1f}%"
+
+
+def liveness_eval_command(
+    data: Annotated[Path, typer.Option("--data", help="folder of <id>/neutral.jpg portraits "
+                                       "(default: ../shared/data/faces/london, evaluation only)")] = DEFAULT_DATA,
+    limit: Annotated[int | None, typer.Option("--limit", help="use only the first N identities")] = None,
+    face_px: Annotated[float | None, typer.Option(
+        "--face-px", help="rescale each still so the face is this wide (kiosk-like); default: as is")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="simulation and challenge seed")] = 30107,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write all numbers here")] = None,
+) -> None:
+    """Simulate bona-fide and attack presentations from portraits and report APCER/BPCER."""
+    sources = ev.load_sources(data, limit)
+    pipeline = FacePipeline()
+    passive = PassiveLiveness.from_manifest()
+    console.print(f"liveness evaluation: {len(sources)} identities from {data}, "
+                  f"face width {'as is' if not face_px else f'{face_px:.0f} px'}, seed {seed}")
+    tallies = ev.evaluate(pipeline, passive, sources, seed=seed, face_px=face_px, progress=console.print)
+    result = ev.report(tallies, passive.threshold)
+    operating = result["operating"]
+
+    table = Table(title=f"ISO/IEC 30107-3 rates, passive threshold {passive.threshold:g} "
+                        "(95% upper bounds one-sided, Clopper-Pearson)")
+    for column in ("presentation", "metric", "n", "errors", "rate", "≤95%", "challenge passed",
+                   "passive said live"):
+        table.add_column(column)
+    for name, row in operating["rows"].items():
+        metric = "BPCER" if name == "bona_fide" else "APCER"
+        table.add_row(name, metric, str(row["n"]), str(row["errors"]), pct(row["rate"]), pct(row["upper95"]),
+                      str(row["challenge_passed"]), str(row["passive_said_live"]))
+    Console().print(table)
+    worst = operating["worst_apcer"]
+    if worst:
+        Console().print(f"worst-case APCER: {worst['type']} {pct(worst['rate'])} (≤ {pct(worst['upper95'])})")
+    sweep = Table(title="passive threshold sweep")
+    sweep.add_column("threshold")
+    for name in operating["rows"]:
+        sweep.add_column(("BPCER " if name == "bona_fide" else "APCER ") + name)
+    for point in result["sweep"]:
+        sweep.add_row(f"{point['threshold']:g}", *(pct(r["rate"]) for r in point["rows"].values()))
+    Console().print(sweep)
+    if json_out:
+        payload = {"data": str(data), "identities": len(sources), "face_px": face_px, "seed": seed,
+                   "machine": {"platform": platform.platform(), "python": platform.python_version()},
+                   "model": "antispoofing", **result}
+        json_out.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
+        console.print(f"wrote {json_out}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``liveness-eval`` to the ``uketsuke face`` group."""
+    app.command("liveness-eval")(liveness_eval_command)

@@ -1,0 +1,80 @@
+"""A face session decides from a card photo and frames, then zeroes every buffer it was given."""
+
+import logging
+
+import numpy as np
+import pytest
+
+from firmware.errors import FaceError
+from firmware.face.quality import Guidance
+from firmware.face.session import FaceSession, SessionClosed
+
+from .helpers import camera_frames, card_like
+
+
+def test_match_then_everything_is_zeroed(pipeline, astronaut, caplog):
+    card = card_like(astronaut)
+    card_view = card[10:100, 10:80]  # a view held by someone else sees the wipe too
+    frames = camera_frames(astronaut, 6, seed=1)
+    frame_views = [f[100:300, 200:400] for f in frames]
+    caplog.set_level(logging.DEBUG)
+    with FaceSession(pipeline, frames_needed=5) as session:
+        session.add_card_photo(card)
+        feedback = [session.add_frame(f) for f in frames]
+        assert all(fb.guidance is Guidance.OK for fb in feedback)
+        assert feedback[-1].ready and feedback[-1].good_frames == 6
+        decision = session.decide()
+        assert decision.match and decision.score > decision.threshold
+        assert decision.frames_used == 5 and decision.fusion == "mean"
+        assert card_view.any() and frame_views[-1].any() and not frame_views[0].any()
+    assert not card.any() and not card_view.any()
+    assert all(fb.face is not None and fb.face.landmarks5.shape == (5, 2) for fb in feedback)
+    assert all(not f.any() for f in frames) and all(not v.any() for v in frame_views)
+    with pytest.raises(SessionClosed):
+        session.decide()
+    with pytest.raises(SessionClosed):
+        session.add_frame(camera_frames(astronaut, 1)[0])
+    # logs carry the score, never pixels or embeddings
+    assert all(len(r.getMessage()) < 200 for r in caplog.records)
+
+
+def test_other_person_does_not_match(pipeline, astronaut, cameraman):
+    with FaceSession(pipeline, frames_needed=3) as session:
+        session.add_card_photo(cameraman)
+        for frame in camera_frames(astronaut, 3, seed=2):
+            session.add_frame(frame)
+        decision = session.decide()
+    assert not decision.match
+
+
+def test_decide_needs_card_and_frames(pipeline, astronaut):
+    with FaceSession(pipeline) as session:
+        with pytest.raises(FaceError, match="no card photo"):
+            session.decide()
+        session.add_card_photo(card_like(astronaut))
+        with pytest.raises(FaceError, match="no usable live frame"):
+            session.decide()
+        feedback = session.add_frame(np.zeros((480, 640, 3), np.uint8))
+        assert feedback.guidance is Guidance.NO_FACE and not feedback.ready
+
+
+def test_best_of_fusion_is_selectable(pipeline, astronaut):
+    with FaceSession(pipeline, fusion="best", frames_needed=2) as session:
+        session.add_card_photo(card_like(astronaut))
+        for frame in camera_frames(astronaut, 2, seed=4):
+            session.add_frame(frame)
+        assert session.decide().fusion == "best"
+    with pytest.raises(FaceError, match="fusion must be one of"):
+        FaceSession(pipeline, fusion="median")
+
+
+def test_a_frame_stays_readable_until_the_next_one(pipeline, astronaut):
+    first, second = camera_frames(astronaut, 2, seed=5)
+    with FaceSession(pipeline) as session:
+        session.add_frame(first)
+        assert first.any()  # the liveness check may still read it
+        session.add_frame(second)
+        assert not first.any() and second.any()
+        session.add_frame(second)  # a camera reusing its buffer: the new content is not wiped
+        assert second.any()
+    assert not second.any()

@@ -1,0 +1,138 @@
+"""Whole sequences through the real detector and models: a live blink/turn passes, photos and screens fail.
+
+The face is scikit-image's astronaut portrait (ships in the package; no /work/shared data). Sequences
+are built with :mod:`firmware.face.liveness_sim`; see docs/face-liveness.md for what that can and
+cannot show. The passive model's separation of real faces from replays is measured by
+``uketsuke face liveness-eval`` on real portraits, not here: the astronaut portrait is itself a scan of
+a printed photograph, and the model (rightly, for that reason or not) scores it as a spoof.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+
+import numpy as np
+import pytest
+
+from firmware.face import liveness_sim as sim
+from firmware.face.liveness import LivenessChecker, PassiveLiveness, landmarks_of, spoof_score
+from firmware.face.liveness_active import ChallengeKind, estimate_yaw_deg, eye_openness
+from firmware.face.pipeline import FacePipeline
+
+skimage_data = pytest.importorskip("skimage.data", reason="scikit-image provides the test portrait")
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    return FacePipeline()
+
+
+@pytest.fixture(scope="module")
+def passive():
+    return PassiveLiveness.from_manifest()
+
+
+@pytest.fixture(scope="module")
+def portrait(pipeline):
+    rgb = np.ascontiguousarray(skimage_data.astronaut())
+    face = pipeline.find_faces(rgb)[0]
+    return rgb, face
+
+
+def play(pipeline, check: LivenessChecker, presentation: sim.Presentation, rng_seed: int | None = None):
+    check.start_challenge(random.Random(rng_seed) if rng_seed is not None else None)
+    for frame, t_s in zip(presentation.frames, presentation.times_s, strict=True):
+        faces = pipeline.find_faces(frame)
+        if check.add_frame(frame, faces[0] if faces else None, t_s).finished:
+            break
+    return check.result()
+
+
+def active_only(kind: ChallengeKind) -> LivenessChecker:
+    return LivenessChecker(None, require_passive=False, kinds=(kind,))
+
+
+def test_eye_openness_drops_when_the_lids_close(pipeline, portrait):
+    rgb, face = portrait
+    landmarks = landmarks_of(face)
+    open_value = eye_openness(rgb, landmarks)
+    shut = sim.close_eyes(rgb, landmarks, 1.0)
+    shut_value = eye_openness(shut, landmarks_of(pipeline.find_faces(shut)[0]))
+    assert open_value > 0.1
+    assert shut_value < 0.5 * open_value
+
+
+def test_a_blink_passes_the_blink_challenge(pipeline, portrait):
+    rgb, face = portrait
+    live = sim.bona_fide(rgb, landmarks_of(face), face.box, "blink", np.random.default_rng(1))
+    result = play(pipeline, active_only(ChallengeKind.BLINK), live)
+    assert result.challenge_passed, result
+
+
+@pytest.mark.parametrize("kind", [ChallengeKind.TURN_LEFT, ChallengeKind.TURN_RIGHT])
+def test_a_head_turn_passes_the_turn_challenge(pipeline, portrait, kind):
+    rgb, face = portrait
+    action = "turn_left" if kind is ChallengeKind.TURN_LEFT else "turn_right"
+    live = sim.bona_fide(rgb, landmarks_of(face), face.box, action, np.random.default_rng(2))
+    assert play(pipeline, active_only(kind), live).challenge_passed
+
+
+@pytest.mark.parametrize("kind", list(ChallengeKind))
+def test_a_still_photo_fails_every_challenge(pipeline, portrait, kind):
+    rgb, _ = portrait
+    attack = sim.still_print(rgb, np.random.default_rng(3), frames=30)
+    result = play(pipeline, active_only(kind), attack)
+    assert not result.challenge_passed and not result.live
+
+
+@pytest.mark.parametrize("kind", [ChallengeKind.TURN_LEFT, ChallengeKind.TURN_RIGHT])
+def test_a_tilted_photo_fails_the_turn_challenge(pipeline, portrait, kind):
+    rgb, _ = portrait
+    attack = sim.tilted_photo(rgb, np.random.default_rng(4))
+    yaws = [estimate_yaw_deg(landmarks_of(f[0])) for f in map(pipeline.find_faces, attack.frames) if f]
+    assert max(abs(y) for y in yaws) < 22  # the nose stays on the midline of a turned photo
+    assert not play(pipeline, active_only(kind), attack).challenge_passed
+
+
+def test_passive_model_contract(passive, portrait):
+    rgb, face = portrait
+    tensor = passive.crop(rgb, face.box)
+    assert tensor.shape == (1, 256, 256, 3) and tensor.dtype == np.float32
+    assert 0.0 <= tensor.min() and tensor.max() <= 1.0
+    outputs = passive.model.run(tensor)
+    mask = outputs["Identity_1"][0]
+    assert sorted(mask.tolist()) == [0.0] * 7 + [1.0]  # one leaf of the tree is chosen
+    assert spoof_score(outputs) == pytest.approx(float(np.abs(outputs["Identity"][0]) @ mask))
+
+
+def test_screen_and_print_frames_score_as_spoofs(passive, portrait):
+    rgb, face = portrait
+    rng = np.random.default_rng(5)
+    for medium in (sim.screen_medium(rgb, rng), sim.print_medium(rgb, rng)):
+        frame = sim.camera(medium, rng)
+        assert passive.score(frame, face.box) >= passive.threshold
+
+
+def test_a_passed_challenge_is_not_live_without_the_passive_model(pipeline, passive, portrait):
+    """The replayed video does the blink; the decision still needs the passive model's agreement."""
+    rgb, face = portrait
+    rng = np.random.default_rng(6)
+    recorded = sim.bona_fide(rgb, landmarks_of(face), face.box, "blink", rng)
+    replay = sim.replay_video(recorded, rng)
+    check = LivenessChecker(passive, kinds=(ChallengeKind.BLINK,))
+    result = play(pipeline, check, replay)
+    assert result.challenge_passed
+    assert result.passive_score is not None and result.passive_score >= passive.threshold
+    assert not result.live and result.reason == "passive_spoof"
+
+
+def test_the_checker_keeps_no_reference_to_frames(pipeline, passive, portrait):
+    rgb, face = portrait
+    frame = rgb.copy()
+    before = sys.getrefcount(frame)
+    check = LivenessChecker(passive)
+    check.start_challenge()
+    for i in range(4):
+        check.add_frame(frame, face, i / 15)
+    assert sys.getrefcount(frame) == before
