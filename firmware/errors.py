@@ -58,8 +58,8 @@ class FaceError(UketsukeError):
     """Base of errors from face verification."""
 
 
-class ModelError(FaceError, OSError):
-    """A model file is missing, changed (sha256 mismatch) or cannot be loaded."""
+class ModelError(UketsukeError, OSError):
+    """A model file (face or OCR) is missing, changed (sha256 mismatch) or cannot be loaded."""
 
 
 class LinkError(UketsukeError, ConnectionError):
