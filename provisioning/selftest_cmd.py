@@ -35,6 +35,28 @@ def probe_device(role: str, spec: str) -> tuple[bool, str]:
         return False, str(exc)
 
 
+def probe_models() -> list[tuple[str, bool, str]]:
+    """Every shipped model file against its manifest's sha256 (face models, and the OCR model loads)."""
+    from firmware.card.ocr.model import load_recognizer
+    from firmware.errors import ModelError
+    from firmware.face.models import Manifest
+
+    rows = []
+    try:
+        manifest = Manifest()
+        for entry in manifest.entries.values():
+            manifest.read_verified(entry)
+        rows.append(("face models", True, f"{len(manifest.entries)} files match {manifest.path}"))
+    except ModelError as exc:
+        rows.append(("face models", False, str(exc)))
+    try:
+        recognizer = load_recognizer(threads=1)
+        rows.append(("OCR model", True, f"{recognizer.name} loads"))
+    except ModelError as exc:
+        rows.append(("OCR model", False, str(exc)))
+    return rows
+
+
 def probe_broker(host: str, port: int) -> tuple[bool, str]:
     try:
         with socket.create_connection((host, port), timeout=2):
@@ -61,6 +83,9 @@ def register(app: typer.Typer) -> None:
             ok, detail = probe_broker(cfg.broker.host, cfg.broker.port)
             failures += not ok
             table.add_row("broker", f"{cfg.broker.host}:{cfg.broker.port}", "[green]ok[/]" if ok else "[red]FAIL[/]", detail)
+        for name, ok, detail in probe_models():
+            failures += not ok
+            table.add_row(name, "models/", "[green]ok[/]" if ok else "[red]FAIL[/]", detail)
         console.print(table)
         if failures:
             raise typer.Exit(1)
