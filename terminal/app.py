@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
-from cryptography import x509
 
+from firmware.card.certificate import AuthCertificate, CertificateError
 from firmware.config import Broker
 from firmware.errors import MessageError
 from firmware.link.schemas import (
@@ -50,9 +50,8 @@ def describe_result(result: ResultMessage) -> str:
     import base64
 
     try:
-        cert = x509.load_der_x509_certificate(base64.b64decode(result.cert_der_b64))
-        subject = cert.subject.rfc4514_string()
-    except ValueError:
+        subject = AuthCertificate(base64.b64decode(result.cert_der_b64)).subject
+    except CertificateError:
         subject = "(certificate does not parse)"
     score = f" score={result.face_score:.3f}/{result.face_threshold:.3f}" if result.face_score is not None else ""
     return (f"[{result.site}/{result.reader}] {result.method.value} {result.card_kind} "

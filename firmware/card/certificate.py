@@ -31,7 +31,7 @@ ALERT_MONTHS = 3
 GRACE_MONTHS = 3
 #: What ``cryptography`` may raise on a malformed certificate (some are not ValueErrors).
 _X509_ERRORS = (ValueError, TypeError, UnsupportedAlgorithm, x509.DuplicateExtension,
-                x509.UnsupportedGeneralNameType)
+                x509.UnsupportedGeneralNameType, x509.InvalidVersion)  # InvalidVersion is no ValueError
 
 
 class CertificateError(ReadError, ValueError):

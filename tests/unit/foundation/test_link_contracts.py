@@ -75,3 +75,10 @@ def test_outbox_survives_reopen_and_is_idempotent(tmp_path):
     assert [(p.id, p.payload) for p in box.pending()] == [("b", b"2")]
     assert len(box) == 1
     box.close()
+
+
+def test_terminal_describes_a_result_whose_certificate_is_garbage():
+    from terminal.app import describe_result
+
+    line = describe_result(result(cert_der_b64=base64.b64encode(b"\x30\x03\xa0\x01\x05").decode()))
+    assert "(certificate does not parse)" in line and "[s1/r1] pin card" in line
