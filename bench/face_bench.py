@@ -6,12 +6,13 @@ Each side runs in its own subprocess (so peak RSS is its own), on the same frame
 portrait shipped with scikit-image, jittered into 640×480 camera frames. Per frame:
 
 * kiosk: BlazeFace → ONet 5 landmarks → quality gates → similarity alignment → MobileFaceNet →
-  passive liveness (FaceAntiSpoofing), all TFLite through the runtime shim;
+  passive liveness, all TFLite through the runtime shim — timed with each passive model of the manifest
+  (FaceAntiSpoofing and fr_liveness); ``per_frame`` is the one ``[roles] liveness`` selects;
 * dlib: HOG detector → 5-point shape → ResNet descriptor (face-recognition-models, CC0).
 
 Also timed: one whole face decision as each system would run it: card photo + 15 captured frames
-(quality gates / landmarks on each, passive liveness on every 3rd, at most 5) + embeddings of the 5
-fused frames + decision; dlib: HOG + landmarks on each frame, descriptors for card and 5 frames. Results, a machine
+through ``FaceSession`` with its ``LivenessChecker`` (quality gates, landmarks and challenge measures on
+each, passive liveness on every 3rd, at most 5) + embeddings of the 5 fused frames + decision; dlib: HOG + landmarks on each frame, descriptors for card and 5 frames. Results, a machine
 description and the ratios go to ``bench/results/face.json``; accuracy is taken from the evaluation
 reports in ``bench/results/face_eval_*.json`` when present (``uketsuke face eval --json``).
 """
@@ -48,49 +49,15 @@ def frames_for_bench(count: int) -> list[np.ndarray]:
     return frames
 
 
-def passive_liveness(pipeline):
-    """The liveness helper's passive model class if it exists, else a direct call of the shipped model."""
-    try:
-        from firmware.face.liveness import PassiveLiveness  # the liveness part of issue 5
+def liveness_models(pipeline) -> tuple[str, dict]:
+    """Both shipped passive models through the kiosk's own class (:class:`PassiveLiveness`), and which
+    one the manifest's ``[roles] liveness`` makes the default."""
+    from firmware.face.liveness import PassiveLiveness
 
-        passive = PassiveLiveness.from_manifest(pipeline.manifest)
-        return (lambda rgb, face: passive.score(rgb, face.box)), "firmware.face.liveness.PassiveLiveness.score"
-    except ImportError:
-        pass
-    model, _ = pipeline.manifest.load("liveness")
-
-    def score(rgb, face):
-        x0, y0, x1, y1 = face.box
-        cx, cy, side = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * 1.2
-        s = 256 / side
-        m = np.array([[s, 0, -(cx - side / 2) * s], [0, s, -(cy - side / 2) * s]], np.float32)
-        crop = cv2.warpAffine(rgb, m, (256, 256), flags=cv2.INTER_LINEAR)
-        out = model.run((crop.astype(np.float32) / 255.0)[None])
-        return float(np.sum(np.abs(out["Identity"]) * out["Identity_1"]))
-
-    return score, "bench: direct FaceAntiSpoofing call"
-
-
-def fast_liveness(pipeline):
-    """fr_liveness (converted MiniFASNet-like model, manifest entry, not yet the kiosk's liveness role)."""
-    from firmware.face.runtime import TfliteModel
-
-    entry = pipeline.manifest.entries["fr_liveness"]
-    model = TfliteModel(pipeline.manifest.read_verified(entry), entry.name)
-
-    def score(rgb, face):
-        h, w = rgb.shape[:2]
-        x0, y0, x1, y1 = face.box
-        bw, bh = x1 - x0, y1 - y0
-        s = min((h - 1) / bh, (w - 1) / bw, 2.7)
-        cx, cy, nw, nh = x0 + bw / 2, y0 + bh / 2, bw * s, bh * s
-        left, top = max(0, int(cx - nw / 2)), max(0, int(cy - nh / 2))
-        crop = cv2.resize(rgb[top:min(h, int(top + nh)), left:min(w, int(left + nw))], (128, 128))
-        logits = next(iter(model.run(crop.astype(np.float32)[None]).values()))
-        e = np.exp(logits[0] - logits[0].max())
-        return float(e[1] / e.sum())
-
-    return score
+    manifest = pipeline.manifest
+    default = manifest.entry_for("liveness").name
+    names = [n for n, e in manifest.entries.items() if e.role == "liveness"]
+    return default, {n: PassiveLiveness.from_manifest(manifest, entry=n) for n in names}
 
 
 def time_calls(fn, items, repeat: int = 1) -> list[float]:
@@ -115,6 +82,7 @@ def peak_rss_mb() -> float:
 
 
 def side_kiosk(count: int, decision_frames: int, capture_frames: int) -> dict:
+    from firmware.face.liveness import LivenessChecker
     from firmware.face.pipeline import FacePipeline
     from firmware.face.session import FaceSession
 
@@ -122,12 +90,12 @@ def side_kiosk(count: int, decision_frames: int, capture_frames: int) -> dict:
     t0 = time.perf_counter()
     pipeline = FacePipeline()
     load_ms = (time.perf_counter() - t0) * 1000
-    liveness, liveness_source = passive_liveness(pipeline)
+    default, passives = liveness_models(pipeline)
 
-    def per_frame(rgb):
+    def per_frame(rgb, passive):
         analysis = pipeline.analyse_frame(rgb)
         pipeline.embed_aligned([analysis.aligned])
-        liveness(rgb, analysis.face)
+        passive.score(rgb, analysis.face.box)
 
     def without_liveness(rgb):
         analysis = pipeline.analyse_frame(rgb)
@@ -141,44 +109,36 @@ def side_kiosk(count: int, decision_frames: int, capture_frames: int) -> dict:
     aligned = pipeline.analyse_frame(frames[0]).aligned
     stages["embed"] = time_calls(lambda a: pipeline.embed_aligned([a]), [aligned] * count)
     faces = [pipeline.find_faces(f)[0] for f in frames]
-    stages["liveness"] = time_calls(lambda i: liveness(frames[i], faces[i]), list(range(min(10, count))))
-    fast = fast_liveness(pipeline)
-    stages["liveness_fr_liveness"] = time_calls(lambda i: fast(frames[i], faces[i]), list(range(count)))
-    total = time_calls(per_frame, frames)
-
-    def per_frame_fast(rgb):
-        analysis = pipeline.analyse_frame(rgb)
-        pipeline.embed_aligned([analysis.aligned])
-        fast(rgb, analysis.face)
-
-    total_fast = time_calls(per_frame_fast, frames)
+    for name, passive in passives.items():
+        stages[f"liveness_{name}"] = time_calls(lambda i, p=passive: p.score(frames[i], faces[i].box),
+                                                list(range(count)))
+    per_frame_by = {name: stats(time_calls(lambda f, p=passive: per_frame(f, p), frames))
+                    for name, passive in passives.items()}
     core = time_calls(without_liveness, frames)
 
     import skimage.data
     card = cv2.resize(cv2.cvtColor(np.array(skimage.data.astronaut())[20:260, 150:330], cv2.COLOR_RGB2GRAY),
                       (120, 160), interpolation=cv2.INTER_AREA)
 
-    def decision(_, liveness=liveness):
-        # as the kiosk runs it: gates on every captured frame, passive liveness on every 3rd frame with a
-        # face (at most 5, as firmware.face.liveness.LivenessChecker does), embeddings for the 5 chosen
-        with FaceSession(pipeline, threshold=0.5, frames_needed=decision_frames) as session:
+    def decision(_, passive):
+        # the kiosk's own path: FaceSession with its LivenessChecker (challenge measures on every frame,
+        # passive model on every 3rd frame with a face, at most 5), embeddings of the 5 chosen frames
+        checker = LivenessChecker(passive)
+        with FaceSession(pipeline, threshold=0.5, frames_needed=decision_frames, liveness=checker) as session:
             session.add_card_photo(card.copy())
-            passive_runs = 0
             for i, f in enumerate(frames[:capture_frames]):
-                session.add_frame(f.copy())
-                if i % 3 == 0 and passive_runs < 5:
-                    liveness(f, pipeline.find_faces(f)[0])
-                    passive_runs += 1
+                session.add_frame(f.copy(), i / 15)
             session.decide()
 
-    decisions = time_calls(decision, list(range(5)))
-    decisions_fast = time_calls(lambda i: decision(i, liveness=fast), list(range(5)))
-    return {"name": "kiosk TFLite (BlazeFace+ONet+MobileFaceNet+FaceAntiSpoofing)",
-            "runtime": pipeline.embedder.model.runtime, "liveness_source": liveness_source,
-            "model_load_ms": load_ms, "per_frame": stats(total), "per_frame_without_liveness": stats(core),
-            "per_frame_with_fr_liveness": stats(total_fast),
+    decision_by = {name: stats(time_calls(lambda i, p=passive: decision(i, p), list(range(5))))
+                   for name, passive in passives.items()}
+    return {"name": f"kiosk TFLite (BlazeFace+ONet+MobileFaceNet+{default})",
+            "runtime": pipeline.embedder.model.runtime, "liveness_default": default,
+            "liveness_source": "firmware.face.liveness.PassiveLiveness (both manifest entries)",
+            "model_load_ms": load_ms, "per_frame": per_frame_by[default],
+            "per_frame_by_liveness": per_frame_by, "per_frame_without_liveness": stats(core),
             "stages": {k: stats(v) for k, v in stages.items()},
-            "decision": stats(decisions), "decision_with_fr_liveness": stats(decisions_fast),
+            "decision": decision_by[default], "decision_by_liveness": decision_by,
             "peak_rss_mb": peak_rss_mb()}
 
 
@@ -273,12 +233,13 @@ def main(argv=None) -> int:
     key = "decision"
     ratios = {
         "per_frame_speedup_vs_dlib": d["per_frame"]["median_ms"] / k["per_frame"]["median_ms"],
-        "per_frame_speedup_vs_dlib_with_fr_liveness":
-            d["per_frame"]["median_ms"] / k["per_frame_with_fr_liveness"]["median_ms"],
+        **{f"per_frame_speedup_vs_dlib_with_{name}": d["per_frame"]["median_ms"] / v["median_ms"]
+           for name, v in k["per_frame_by_liveness"].items()},
         "per_frame_speedup_vs_dlib_without_liveness":
             d["per_frame"]["median_ms"] / k["per_frame_without_liveness"]["median_ms"],
         "decision_speedup_vs_dlib": d[key]["median_ms"] / k[key]["median_ms"],
-        "decision_speedup_vs_dlib_with_fr_liveness": d[key]["median_ms"] / k["decision_with_fr_liveness"]["median_ms"],
+        **{f"decision_speedup_vs_dlib_with_{name}": d[key]["median_ms"] / v["median_ms"]
+           for name, v in k["decision_by_liveness"].items()},
         "peak_rss_ratio_kiosk_over_dlib": k["peak_rss_mb"] / d["peak_rss_mb"],
     }
     report = {"machine": machine(), "frames": args.frames, "decision_frames": args.decision_frames,
@@ -287,12 +248,13 @@ def main(argv=None) -> int:
               "target": ">= 3x faster per frame than dlib (detect+align+embed+liveness) at better accuracy"}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
-    print(f"per frame: kiosk {k['per_frame']['median_ms']:.1f} ms with FaceAntiSpoofing, "
-          f"{k['per_frame_with_fr_liveness']['median_ms']:.1f} ms with fr_liveness, "
+    by = ", ".join(f"{v['median_ms']:.1f} ms with {n}" for n, v in k["per_frame_by_liveness"].items())
+    print(f"per frame (liveness default {k['liveness_default']}): kiosk {by}, "
           f"{k['per_frame_without_liveness']['median_ms']:.1f} ms without liveness; "
           f"dlib {d['per_frame']['median_ms']:.1f} ms")
-    print(f"whole decision (card + {args.capture_frames} captured frames, {args.decision_frames} fused): kiosk {k[key]['median_ms']:.0f} ms, "
-          f"({k['decision_with_fr_liveness']['median_ms']:.0f} ms with fr_liveness), dlib {d[key]['median_ms']:.0f} ms")
+    by = ", ".join(f"{v['median_ms']:.0f} ms with {n}" for n, v in k["decision_by_liveness"].items())
+    print(f"whole decision (card + {args.capture_frames} captured frames, {args.decision_frames} fused): "
+          f"kiosk {by}; dlib {d[key]['median_ms']:.0f} ms")
     print(f"peak RSS: kiosk {k['peak_rss_mb']:.0f} MB, dlib {d['peak_rss_mb']:.0f} MB")
     for name, value in ratios.items():
         print(f"{name}: {value:.2f}x")

@@ -35,16 +35,24 @@ def liveness_eval_command(
     face_px: Annotated[float | None, typer.Option(
         "--face-px", help="rescale each still so the face is this wide (kiosk-like); default: as is")] = None,
     seed: Annotated[int, typer.Option("--seed", help="simulation and challenge seed")] = 30107,
+    model: Annotated[str | None, typer.Option(
+        "--model", help="liveness model entry of models/manifest.toml (default: the model the manifest's roles table names for liveness)")] = None,
+    threshold: Annotated[float | None, typer.Option(
+        "--threshold", help="operating spoof-score threshold (default: the entry's calibrated spoof_score)")] = None,
+    sweep: Annotated[str | None, typer.Option(
+        "--sweep", help="comma-separated spoof-score thresholds for the trade-off table "
+                        "(default: 0.2,0.5,0.9,0.98)")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="write all numbers here")] = None,
 ) -> None:
     """Simulate bona-fide and attack presentations from portraits and report APCER/BPCER."""
     sources = ev.load_sources(data, limit)
     pipeline = FacePipeline()
-    passive = PassiveLiveness.from_manifest()
-    console.print(f"liveness evaluation: {len(sources)} identities from {data}, "
+    passive = PassiveLiveness.from_manifest(entry=model, threshold=threshold)
+    points = ev.PASSIVE_SWEEP if not sweep else tuple(float(v) for v in sweep.split(",") if v.strip())
+    console.print(f"liveness evaluation: model {passive.name}, {len(sources)} identities from {data}, "
                   f"face width {'as is' if not face_px else f'{face_px:.0f} px'}, seed {seed}")
     tallies = ev.evaluate(pipeline, passive, sources, seed=seed, face_px=face_px, progress=console.print)
-    result = ev.report(tallies, passive.threshold)
+    result = ev.report(tallies, passive.threshold, points)
     operating = result["operating"]
 
     table = Table(title=f"ISO/IEC 30107-3 rates, passive threshold {passive.threshold:g} "
@@ -70,7 +78,10 @@ def liveness_eval_command(
     if json_out:
         payload = {"data": str(data), "identities": len(sources), "face_px": face_px, "seed": seed,
                    "machine": {"platform": platform.platform(), "python": platform.python_version()},
-                   "model": "antispoofing", **result}
+                   "model": passive.name, **result,
+                   # per presentation: challenge, outcome and median spoof score (no image data), so that
+                   # any other threshold can be applied afterwards
+                   "outcomes": {name: [vars(o) for o in tally.outcomes] for name, tally in tallies.items()}}
         json_out.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
         console.print(f"wrote {json_out}")
 

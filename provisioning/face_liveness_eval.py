@@ -211,14 +211,15 @@ def evaluate(pipeline: FacePipeline, passive: PassiveLiveness, sources: list[tup
             continue
         for outcome in outcomes:
             tallies[outcome.kind].outcomes.append(outcome)
-        if progress and (index + 1) % 10 == 0:
+        if progress and (index + 1) % 5 == 0:
             progress(f"{index + 1}/{len(sources)} sources")
     if skipped:
         log.warning("%d source images had no detectable face and were skipped", skipped)
     return tallies
 
 
-def report(tallies: dict[str, Tally], threshold: float) -> dict:
+def report(tallies: dict[str, Tally], threshold: float,
+           sweep_points: tuple[float, ...] = PASSIVE_SWEEP) -> dict:
     """Rates at the operating threshold, the worst-case APCER, and a sweep of passive thresholds."""
     def at(thr: float) -> dict:
         rows = {name: tally.summary(thr) for name, tally in tallies.items()}
@@ -227,5 +228,5 @@ def report(tallies: dict[str, Tally], threshold: float) -> dict:
         return {"threshold": thr, "rows": rows,
                 "worst_apcer": None if worst is None else {"type": worst["type"], "rate": worst["rate"],
                                                            "upper95": worst["upper95"]}}
-    sweep = sorted({threshold, *PASSIVE_SWEEP})
+    sweep = sorted({threshold, *sweep_points})
     return {"operating": at(threshold), "sweep": [at(t) for t in sweep]}

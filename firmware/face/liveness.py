@@ -2,14 +2,14 @@
 
 Two independent checks, both required:
 
-* **Passive** — ``FaceAntiSpoofing.tflite`` (see models/manifest.toml) on the face crop: the detector's
-  box made square (as the model's upstream demo crops MTCNN boxes), enlarged by ``crop_scale``,
-  resized to 256², RGB scaled to [0, 1]. Its two outputs (per-leaf class predictions and a one-hot
-  leaf mask of a tree-routed CNN) give ``score = Σ |pred| · mask``; higher means more likely a spoof,
-  and the upstream threshold is 0.2. Several frames spread over the challenge are scored and the median
-  is used. Measured (docs/face-liveness.md): it rejects simulated prints and screen replays with visible
-  artefacts, but also blurred or downscaled real faces, and it does *not* reject a sharp screen
-  replay — which is why the active challenge exists.
+* **Passive** — the manifest's ``[roles] liveness`` model on a face crop; its entry says how to feed
+  and read it (:class:`PassiveSpec`). Two ship: ``FaceAntiSpoofing.tflite`` (square box ×1.1, 256²,
+  RGB / 255, score = Σ |pred| · leaf mask of a tree-routed CNN, upstream threshold 0.2) and
+  ``fr_liveness.tflite`` (MiniFASNet-like: box ×2.7 kept inside the frame, 128², RGB 0..255, 3-class
+  logits, spoof score = 1 − softmax[1]). Either way :meth:`PassiveLiveness.score` is a *spoof score*
+  (higher = attack) compared with the entry's ``spoof_score`` threshold. Several frames spread over
+  the challenge are scored and the median is used. Measured (docs/face-liveness.md): neither model
+  reliably rejects a sharp screen replay — which is why the active challenge exists.
 * **Active** — a challenge drawn with :mod:`secrets`: blink, or turn the head to the person's left or
   right (:mod:`firmware.face.liveness_active` for the measures). A photo cannot blink, and turning a
   photo does not move the nose relative to the eyes. A replayed video of the person may contain the
@@ -26,13 +26,13 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import cv2
 import numpy as np
 
-from firmware.errors import FaceError
+from firmware.errors import FaceError, ModelError
 from firmware.face.liveness_active import (
     BlinkDetector,
     BlinkLimits,
@@ -50,10 +50,8 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "ChallengeKind", "LivenessGuidance", "LIVENESS_GUIDANCE_JA", "Challenge", "Progress", "LivenessResult",
-    "PassiveLiveness", "LivenessChecker", "FaceLike",
+    "PassiveLiveness", "PassiveSpec", "LivenessChecker", "FaceLike",
 ]
-
-PASSIVE_INPUT_SIZE = 256
 
 
 class FaceLike(Protocol):
@@ -131,62 +129,157 @@ class LivenessResult:
     reason: str
 
 
-class PassiveLiveness:
-    """The anti-spoofing CNN on one face crop. Thread-compatible, not thread-safe (one interpreter)."""
+@dataclass(frozen=True)
+class PassiveSpec:
+    """How to feed one passive model and read its output, from its manifest entry.
 
-    def __init__(self, model: TfliteModel, threshold: float, *, crop_scale: float = 1.1):
-        shape = model.input_shape
-        if shape != (1, PASSIVE_INPUT_SIZE, PASSIVE_INPUT_SIZE, 3):
-            raise FaceError(f"liveness model {model.name} takes {shape}, expected "
-                            f"(1, {PASSIVE_INPUT_SIZE}, {PASSIVE_INPUT_SIZE}, 3)")
-        self.model = model
-        self.threshold = float(threshold)
-        self.crop_scale = crop_scale
+    Why in the manifest: the two shipped models differ in crop, pixel scale and output, and a clinic may
+    drop in a third; the code must follow the entry rather than assume one model. Keys (all optional,
+    defaults = FaceAntiSpoofing): ``score`` ("leaf_spoof_score" or "softmax_live"), ``live_index``,
+    ``crop`` ("square": square box, edges replicated; "box_in_image": the box enlarged and shifted to
+    stay inside the frame, as MiniFASNet's reference code does), ``crop_scale``, ``pixel_scale``.
+    """
+
+    score: str = "leaf_spoof_score"
+    crop: str = "square"
+    crop_scale: float = 1.1
+    pixel_scale: float = 1 / 255.0
+    live_index: int = 1
 
     @classmethod
-    def from_manifest(cls, manifest: Manifest | None = None, *, num_threads: int | None = None,
-                      crop_scale: float = 1.1) -> PassiveLiveness:
-        """Load the manifest's ``liveness`` model (hash-checked) and its ``spoof_score`` threshold."""
+    def from_entry(cls, raw: dict) -> PassiveSpec:
+        spec = cls(score=str(raw.get("score", cls.score)), crop=str(raw.get("crop", cls.crop)),
+                   crop_scale=float(raw.get("crop_scale", cls.crop_scale)),
+                   pixel_scale=float(raw.get("pixel_scale", cls.pixel_scale)),
+                   live_index=int(raw.get("live_index", cls.live_index)))
+        if spec.score not in SCORERS:
+            raise FaceError(f"liveness model score {spec.score!r} unknown (known: {sorted(SCORERS)})")
+        if spec.crop not in ("square", "box_in_image"):
+            raise FaceError(f"liveness model crop {spec.crop!r} unknown (square, box_in_image)")
+        return spec
+
+
+class PassiveLiveness:
+    """An anti-spoofing CNN on one face crop. Thread-compatible, not thread-safe (one interpreter).
+
+    Whatever the model, :meth:`score` returns a *spoof score* (higher = more likely an attack) and
+    ``is_live(score)`` is ``score < threshold``: for a softmax model the spoof score is 1 − p(live).
+    """
+
+    def __init__(self, model: TfliteModel, threshold: float, *, spec: PassiveSpec | None = None,
+                 crop_scale: float | None = None):
+        shape = model.input_shape
+        if len(shape) != 4 or shape[0] != 1 or shape[3] != 3 or shape[1] != shape[2]:
+            raise FaceError(f"liveness model {model.name} takes {shape}, expected (1, N, N, 3)")
+        self.model = model
+        self.input_size = int(shape[1])
+        self.threshold = float(threshold)
+        spec = spec or PassiveSpec()
+        self.spec = spec if crop_scale is None else replace(spec, crop_scale=crop_scale)
+        self.crop_scale = self.spec.crop_scale
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest | None = None, *, entry: str | None = None,
+                      num_threads: int | None = None, threshold: float | None = None) -> PassiveLiveness:
+        """Load the manifest's ``liveness`` model, or the entry named ``entry`` (hash-checked), with its
+        calibrated ``spoof_score`` threshold (``threshold`` overrides it: evaluation and tests only)."""
         manifest = manifest or Manifest()
-        model, _entry = manifest.load("liveness", num_threads=num_threads)
-        return cls(model, manifest.threshold("liveness", "spoof_score"), crop_scale=crop_scale)
+        if entry is None:
+            model, model_entry = manifest.load("liveness", num_threads=num_threads)
+        else:
+            if entry not in manifest.entries or manifest.entries[entry].role != "liveness":
+                names = sorted(n for n, e in manifest.entries.items() if e.role == "liveness")
+                raise FaceError(f"no liveness model {entry!r} in the manifest (liveness models: {names})")
+            model_entry = manifest.entries[entry]
+            model = TfliteModel(manifest.read_verified(model_entry), model_entry.name, num_threads=num_threads)
+        if threshold is None:
+            value = model_entry.thresholds.get("spoof_score")
+            if value is None or model_entry.thresholds.get("calibrated") in (None, "not yet"):
+                raise ModelError(f"liveness model {model_entry.name} has no calibrated spoof_score threshold: "
+                                 "evaluate it with uketsuke face liveness-eval --model "
+                                 f"{model_entry.name} and record the chosen threshold in the manifest")
+            threshold = float(value)
+        return cls(model, threshold, spec=PassiveSpec.from_entry(model_entry.raw))
+
+    @property
+    def name(self) -> str:
+        return self.model.name
 
     def crop(self, frame: np.ndarray, box: Sequence[float]) -> np.ndarray:
-        """The model's input: square crop around ``box`` (edges replicated), 256², RGB in [0, 1]."""
+        """The model's input tensor for the face in ``box``: [1, N, N, 3] float32, RGB × ``pixel_scale``."""
         x0, y0, x1, y1 = (float(v) for v in box)
-        side = max(x1 - x0, y1 - y0) * self.crop_scale
-        if side < 8:
-            raise FaceError(f"face box {side:.0f} px wide is too small for the liveness model")
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        scale = PASSIVE_INPUT_SIZE / side
-        matrix = np.array([[scale, 0, (side / 2 - cx) * scale], [0, scale, (side / 2 - cy) * scale]], np.float32)
-        crop = cv2.warpAffine(frame, matrix, (PASSIVE_INPUT_SIZE, PASSIVE_INPUT_SIZE),
-                              flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+        size = self.input_size
+        if max(x1 - x0, y1 - y0) < 8:
+            raise FaceError(f"face box {max(x1 - x0, y1 - y0):.0f} px wide is too small for the liveness model")
+        if self.spec.crop == "square":
+            side = max(x1 - x0, y1 - y0) * self.crop_scale
+            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+            sx = sy = size / side
+            left, top = cx - side / 2, cy - side / 2
+        else:
+            left, top, width, height = box_in_image(frame.shape, (x0, y0, x1, y1), self.crop_scale)
+            sx, sy = size / width, size / height
+        matrix = np.array([[sx, 0, -left * sx], [0, sy, -top * sy]], np.float32)
+        crop = cv2.warpAffine(frame, matrix, (size, size),
+                              flags=cv2.INTER_AREA if min(sx, sy) < 1 else cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_REPLICATE)
-        tensor = crop.astype(np.float32)[None] / 255.0
+        tensor = crop.astype(np.float32)[None]
         crop.fill(0)
+        if self.spec.pixel_scale != 1.0:
+            tensor *= np.float32(self.spec.pixel_scale)
         return tensor
 
     def score(self, frame: np.ndarray, box: Sequence[float]) -> float:
-        """Spoof score of the face in ``box``: Σ |class prediction| · leaf mask (higher = spoof)."""
+        """Spoof score of the face in ``box`` (higher = spoof)."""
         tensor = self.crop(frame, box)
         try:
             outputs = self.model.run(tensor)
         finally:
             tensor.fill(0)
-        return spoof_score(outputs)
+        return SCORERS[self.spec.score](outputs, self.spec)
 
     def is_live(self, score: float) -> bool:
         return score < self.threshold
 
 
-def spoof_score(outputs: dict[str, np.ndarray]) -> float:
-    """Combine the model's two [1, 8] outputs; "Identity" is the prediction, "Identity_1" the leaf mask."""
+def box_in_image(shape: Sequence[int], box: Sequence[float], scale: float) -> tuple[float, float, float, float]:
+    """(left, top, width, height): ``box`` enlarged ``scale``× about its centre, the scale reduced if the
+    frame is too small and the box shifted (not clipped) to stay inside — MiniFASNet's reference crop."""
+    height_px, width_px = shape[:2]
+    x0, y0, x1, y1 = box
+    bw, bh = x1 - x0, y1 - y0
+    scale = min((height_px - 1) / bh, (width_px - 1) / bw, scale)
+    width, height = bw * scale, bh * scale
+    left = min(max(0.0, (x0 + x1) / 2 - width / 2), width_px - 1 - width)
+    top = min(max(0.0, (y0 + y1) / 2 - height / 2), height_px - 1 - height)
+    return max(0.0, left), max(0.0, top), width, height
+
+
+def spoof_score(outputs: dict[str, np.ndarray], spec: PassiveSpec | None = None) -> float:
+    """FaceAntiSpoofing: "Identity" [1,8] per-leaf predictions · "Identity_1" [1,8] one-hot leaf mask."""
     try:
         prediction, mask = outputs["Identity"], outputs["Identity_1"]
     except KeyError as exc:
         raise FaceError(f"liveness model outputs {sorted(outputs)} lack {exc}: not FaceAntiSpoofing") from None
     return float(np.sum(np.abs(prediction) * mask))
+
+
+def softmax_spoof_score(outputs: dict[str, np.ndarray], spec: PassiveSpec | None = None) -> float:
+    """A classifier with one output of logits: spoof score = 1 − softmax[live_index]."""
+    if len(outputs) != 1:
+        raise FaceError(f"liveness model has outputs {sorted(outputs)}; a softmax model has exactly one")
+    logits = np.asarray(next(iter(outputs.values())), np.float64).reshape(-1)
+    index = (spec or PassiveSpec()).live_index
+    if not 0 <= index < logits.size:
+        raise FaceError(f"liveness model gives {logits.size} classes; live_index {index} is out of range")
+    exp = np.exp(logits - logits.max())
+    return float(1.0 - exp[index] / exp.sum())
+
+
+SCORERS: dict[str, Callable[[dict[str, np.ndarray], PassiveSpec | None], float]] = {
+    "leaf_spoof_score": spoof_score,
+    "softmax_live": softmax_spoof_score,
+}
 
 
 def landmarks_of(face: FaceLike) -> np.ndarray:
@@ -232,6 +325,11 @@ class LivenessChecker:
         self._scores: list[float] = []
         self._state = "running"
         self._reason = "incomplete"
+
+    def reset(self) -> None:
+        """Forget the challenge and every measurement (the session calls this when it closes)."""
+        self._reset()
+        self.challenge = None
 
     def start_challenge(self, rng=None) -> Challenge:
         """Draw the challenge: with ``rng`` (anything with ``choice``, for reproducible evaluation) or

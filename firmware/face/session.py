@@ -7,6 +7,12 @@ embedding, so a view held elsewhere sees zeros too. Nothing here logs pixels or 
 
 Fusion: several good frames are embedded and fused. The default, ``mean`` over frames spread across
 the capture, measured better than best-of-N on both evaluation sets (docs/face.md).
+
+Liveness: the session owns the kiosk's :class:`~firmware.face.liveness.LivenessChecker` (optional only
+so that evaluation and tests can measure matching alone). Its random challenge starts when capturing
+starts, it sees *every* frame's largest face — also frames that fail the quality gates, since a head
+turn fails "face forward" by design — and a match counts only when the person was found live: a photo
+of the right person is refused.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import numpy as np
 from firmware.errors import FaceError
 from firmware.face.detector import Face
 from firmware.face.embedder import FUSIONS
+from firmware.face.liveness import Challenge, LivenessChecker, LivenessGuidance, LivenessResult, Progress
 from firmware.face.pipeline import FacePipeline, FrameAnalysis
 from firmware.face.quality import Guidance, Quality
 
@@ -29,24 +36,54 @@ class SessionClosed(FaceError, RuntimeError):
     """The face session was already closed (its data is gone); start a new one."""
 
 
+#: Quality failures that the person fixes by acting on the screen's text before the challenge can
+#: help; any other (FACE_FORWARD, HOLD_STILL, OK) gives way to the challenge while it runs, because
+#: turning or blinking causes exactly those.
+_BLOCKING = frozenset({Guidance.NO_FACE, Guidance.ONE_PERSON, Guidance.MOVE_CLOSER, Guidance.MOVE_BACK,
+                       Guidance.CENTRE_FACE, Guidance.MORE_LIGHT, Guidance.LESS_LIGHT})
+
+
 @dataclass(frozen=True)
 class FrameFeedback:
-    """What the screen needs after each frame: guidance, and progress towards a decision."""
+    """What the screen needs after each frame: guidance, and progress towards a decision.
+
+    ``guidance`` is the quality gate's verdict, ``liveness`` the challenge's progress (None without a
+    checker); ``prompt`` is the one message to show.
+    """
 
     guidance: Guidance
     quality: Quality | None
     good_frames: int
     frames_needed: int
     face: Face | None = None  # box and landmarks (no pixels): input of the liveness challenge
+    liveness: Progress | None = None
+
+    @property
+    def liveness_guidance(self) -> LivenessGuidance | None:
+        return None if self.liveness is None else self.liveness.guidance
+
+    @property
+    def prompt(self) -> Guidance | LivenessGuidance:
+        """What the screen should say now: a blocking quality problem first, else the running challenge
+        (「まばたきしてください」…), else the quality guidance (the challenge is over or absent)."""
+        if self.liveness is None or self.liveness.finished or self.guidance in _BLOCKING:
+            return self.guidance
+        return self.liveness.guidance
 
     @property
     def ready(self) -> bool:
-        return self.good_frames >= self.frames_needed
+        """Enough good frames, and the challenge (if any) has finished, passed or failed."""
+        return self.good_frames >= self.frames_needed and (self.liveness is None or self.liveness.finished)
 
 
 @dataclass(frozen=True)
 class FaceDecision:
-    """The result of one verification. ``score`` and ``threshold`` are cosine similarities."""
+    """The result of one verification. ``score`` and ``threshold`` are cosine similarities.
+
+    ``match`` is the only field the flow may act on: the face is similar enough *and* (when the session
+    has a liveness checker) the person was found live. ``face_match`` is the similarity alone; ``reason``
+    is "match", "no_match" or "not_live" (then ``liveness.reason`` says why).
+    """
 
     score: float
     threshold: float
@@ -54,6 +91,18 @@ class FaceDecision:
     frames_used: int
     fusion: str
     model: str
+    face_match: bool = False
+    liveness: LivenessResult | None = None
+
+    @property
+    def live(self) -> bool | None:
+        return None if self.liveness is None else self.liveness.live
+
+    @property
+    def reason(self) -> str:
+        if self.match:
+            return "match"
+        return "not_live" if self.face_match and self.liveness is not None else "no_match"
 
 
 def spread_indices(count: int, wanted: int) -> list[int]:
@@ -74,7 +123,7 @@ class FaceSession:
     """
 
     def __init__(self, pipeline: FacePipeline, *, threshold: float | None = None, fusion: str = "mean",
-                 frames_needed: int = 5, max_frames: int = 60):
+                 frames_needed: int = 5, max_frames: int = 60, liveness: LivenessChecker | None = None):
         if fusion not in FUSIONS:
             raise FaceError(f"fusion must be one of {sorted(FUSIONS)}, not {fusion!r}")
         self.pipeline = pipeline
@@ -88,6 +137,8 @@ class FaceSession:
         self._card_embedding: np.ndarray | None = None
         self._last_frame: np.ndarray | None = None
         self._closed = False
+        self.liveness = liveness
+        self._challenge: Challenge | None = None
 
     def __enter__(self) -> FaceSession:
         return self
@@ -108,12 +159,36 @@ class FaceSession:
         self._card_embedding = embedding
         self._embeddings.append(embedding)
 
-    def add_frame(self, rgb: np.ndarray) -> FrameFeedback:
-        """Analyse one live frame; good frames are kept (up to ``max_frames``) for the decision."""
+    def start_capture(self, rng=None) -> Challenge | None:
+        """Start capturing: draw the liveness challenge (once per session; ``rng`` only for evaluation).
+
+        Called by the first ``add_frame`` if the flow did not call it first; calling it before the camera
+        starts lets the screen show the challenge at once. Returns the challenge (None without checker).
+        """
+        self._check_open()
+        if self.liveness is not None and self._challenge is None:
+            self._challenge = self.liveness.start_challenge(rng)
+        return self._challenge
+
+    @property
+    def challenge(self) -> Challenge | None:
+        """The challenge drawn for this session (its ``guidance`` is the screen's instruction)."""
+        return self._challenge
+
+    def add_frame(self, rgb: np.ndarray, t_s: float | None = None) -> FrameFeedback:
+        """Analyse one live frame; good frames are kept (up to ``max_frames``) for the decision.
+
+        Every frame (good or not) also goes to the liveness challenge with its largest face. ``t_s`` is the
+        frame's capture time in seconds (default: the checker's monotonic clock at this call).
+        """
         self._check_open()
         self._wipe_last_frame(keep=rgb)
         self._last_frame = rgb
         analysis = self.pipeline.analyse_frame(rgb)
+        progress = None
+        if self.liveness is not None:
+            self.start_capture()
+            progress = self.liveness.add_frame(rgb, analysis.face, t_s)
         if analysis.aligned is not None:
             if analysis.guidance is Guidance.OK and len(self._good) < self.max_frames:
                 self._buffers.append(analysis.aligned)
@@ -121,7 +196,7 @@ class FaceSession:
             else:
                 analysis.aligned.fill(0)
         return FrameFeedback(analysis.guidance, analysis.quality, len(self._good), self.frames_needed,
-                             analysis.face)
+                             analysis.face, progress)
 
     def _wipe_last_frame(self, keep: np.ndarray | None = None) -> None:
         last, self._last_frame = self._last_frame, None
@@ -147,11 +222,16 @@ class FaceSession:
         embeddings = self.pipeline.embed_aligned(chosen)
         self._embeddings.append(embeddings)
         score = FUSIONS[self.fusion](self._card_embedding, embeddings)
-        decision = FaceDecision(score=score, threshold=self.threshold, match=score > self.threshold,
+        face_match = score > self.threshold
+        liveness = self.liveness.result() if self.liveness is not None else None
+        decision = FaceDecision(score=score, threshold=self.threshold,
+                                match=face_match and (liveness is None or liveness.live),
                                 frames_used=len(chosen), fusion=self.fusion,
-                                model=self.pipeline.embedding_entry.name)
-        log.info("face decision: score %.3f threshold %.3f match %s frames %d",
-                 decision.score, decision.threshold, decision.match, decision.frames_used)
+                                model=self.pipeline.embedding_entry.name, face_match=face_match,
+                                liveness=liveness)
+        log.info("face decision: %s (score %.3f threshold %.3f, liveness %s, frames %d)",
+                 decision.reason, decision.score, decision.threshold,
+                 "off" if liveness is None else liveness.reason, decision.frames_used)
         return decision
 
     def close(self) -> None:
@@ -164,4 +244,6 @@ class FaceSession:
         self._embeddings.clear()
         self._good.clear()
         self._card_embedding = None
+        if self.liveness is not None:
+            self.liveness.reset()  # per-person measurements (openness, yaw, scores) go with the session
         self._closed = True

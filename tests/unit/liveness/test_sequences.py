@@ -15,8 +15,16 @@ import sys
 import numpy as np
 import pytest
 
+from firmware.errors import FaceError
 from firmware.face import liveness_sim as sim
-from firmware.face.liveness import LivenessChecker, PassiveLiveness, landmarks_of, spoof_score
+from firmware.face.liveness import (
+    LivenessChecker,
+    PassiveLiveness,
+    PassiveSpec,
+    box_in_image,
+    landmarks_of,
+    spoof_score,
+)
 from firmware.face.liveness_active import ChallengeKind, estimate_yaw_deg, eye_openness
 from firmware.face.pipeline import FacePipeline
 
@@ -95,23 +103,68 @@ def test_a_tilted_photo_fails_the_turn_challenge(pipeline, portrait, kind):
     assert not play(pipeline, active_only(kind), attack).challenge_passed
 
 
-def test_passive_model_contract(passive, portrait):
+@pytest.fixture(scope="module")
+def antispoofing():
+    return PassiveLiveness.from_manifest(entry="antispoofing")
+
+
+@pytest.fixture(scope="module")
+def fr_liveness():
+    return PassiveLiveness.from_manifest(entry="fr_liveness")
+
+
+def test_antispoofing_contract(antispoofing, portrait):
     rgb, face = portrait
-    tensor = passive.crop(rgb, face.box)
+    tensor = antispoofing.crop(rgb, face.box)
     assert tensor.shape == (1, 256, 256, 3) and tensor.dtype == np.float32
     assert 0.0 <= tensor.min() and tensor.max() <= 1.0
-    outputs = passive.model.run(tensor)
+    outputs = antispoofing.model.run(tensor)
     mask = outputs["Identity_1"][0]
     assert sorted(mask.tolist()) == [0.0] * 7 + [1.0]  # one leaf of the tree is chosen
     assert spoof_score(outputs) == pytest.approx(float(np.abs(outputs["Identity"][0]) @ mask))
 
 
-def test_screen_and_print_frames_score_as_spoofs(passive, portrait):
+def test_fr_liveness_contract(fr_liveness, portrait):
+    """128² RGB 0..255 unscaled, crop = box × 2.7 kept inside the frame, spoof score = 1 − softmax[1]."""
+    rgb, face = portrait
+    tensor = fr_liveness.crop(rgb, face.box)
+    assert tensor.shape == (1, 128, 128, 3) and tensor.dtype == np.float32
+    assert tensor.max() > 100  # not scaled to [0, 1]
+    left, top, width, height = box_in_image(rgb.shape, face.box, 2.7)
+    x0, y0, x1, y1 = face.box
+    assert width == pytest.approx((x1 - x0) * 2.7) and height == pytest.approx((y1 - y0) * 2.7)
+    assert 0 <= left and left + width <= rgb.shape[1] - 1 and 0 <= top and top + height <= rgb.shape[0] - 1
+    logits = next(iter(fr_liveness.model.run(tensor).values()))[0]
+    assert logits.shape == (3,)
+    p_live = np.exp(logits[1]) / np.exp(logits).sum()
+    assert fr_liveness.score(rgb, face.box) == pytest.approx(1 - p_live, abs=1e-5)
+
+
+def test_box_in_image_shifts_rather_than_clips():
+    left, top, width, height = box_in_image((480, 640, 3), (0, 0, 100, 100), 2.7)
+    assert (left, top, width, height) == (0, 0, 270, 270)  # shifted into the frame, square kept
+    left, top, width, height = box_in_image((200, 640, 3), (300, 50, 400, 150), 2.7)
+    assert height == pytest.approx(199) and width == pytest.approx(199)  # scale reduced to fit
+    assert top == 0
+
+
+def test_passive_spec_comes_from_the_manifest_entry(antispoofing, fr_liveness):
+    assert antispoofing.spec == PassiveSpec("leaf_spoof_score", "square", 1.1, pytest.approx(1 / 255), 1)
+    assert fr_liveness.spec.score == "softmax_live" and fr_liveness.spec.crop == "box_in_image"
+    assert fr_liveness.spec.crop_scale == 2.7 and fr_liveness.spec.pixel_scale == 1.0
+    with pytest.raises(FaceError, match="score 'nonsense' unknown"):
+        PassiveSpec.from_entry({"score": "nonsense"})
+    with pytest.raises(FaceError, match="no liveness model 'mobilefacenet'"):
+        PassiveLiveness.from_manifest(entry="mobilefacenet")
+
+
+def test_screen_and_print_frames_score_as_spoofs(antispoofing, portrait):
+    """Necessary, not sufficient: this portrait scores as a spoof even unprinted (module docstring)."""
     rgb, face = portrait
     rng = np.random.default_rng(5)
     for medium in (sim.screen_medium(rgb, rng), sim.print_medium(rgb, rng)):
         frame = sim.camera(medium, rng)
-        assert passive.score(frame, face.box) >= passive.threshold
+        assert antispoofing.score(frame, face.box) >= antispoofing.threshold
 
 
 def test_a_passed_challenge_is_not_live_without_the_passive_model(pipeline, passive, portrait):
