@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -32,6 +31,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from bench.machine import describe_machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -180,18 +181,11 @@ def side_dlib(count: int, decision_frames: int, capture_frames: int) -> dict:
 
 
 def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("model name", "Model")):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    """The shared machine description plus what decides face timings (runtime versions, threads, load)."""
     import ai_edge_litert
-    return {"platform": platform.platform(), "machine": platform.machine(), "cpu": cpu,
-            "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
-            "opencv": cv2.__version__, "ai_edge_litert": getattr(ai_edge_litert, "__version__", "?"),
+
+    return {**describe_machine(), "numpy": np.__version__, "opencv": cv2.__version__,
+            "ai_edge_litert": getattr(ai_edge_litert, "__version__", "?"),
             "tflite_threads": os.environ.get("UKETSUKE_TFLITE_THREADS", "2"),
             "load_average_1_5_15": list(os.getloadavg()),
             "note": "shared CI-like machine: other jobs may run at the same time; compare ratios"}
