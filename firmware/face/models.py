@@ -18,6 +18,7 @@ from typing import Any
 
 from firmware.errors import ModelError
 from firmware.face.runtime import TfliteModel
+from firmware.model_files import read_verified
 
 log = logging.getLogger(__name__)
 
@@ -74,18 +75,9 @@ class Manifest:
 
     def read_verified(self, entry: ModelEntry) -> bytes:
         """Return the model file's bytes after checking its sha256 against the manifest."""
-        path = self.directory / entry.file
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise ModelError(f"model {entry.name}: file {path} is missing; "
-                             "run python models/derive.py to restore it") from None
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != entry.sha256:
-            raise ModelError(f"model {entry.name}: file {path} has sha256 {digest[:16]}…, the manifest "
-                             f"expects {entry.sha256[:16]}…; refusing a changed model (restore it with "
-                             "python models/derive.py, or add the new model to the manifest and recalibrate)")
-        return data
+        return read_verified(self.directory / entry.file, entry.sha256, f"model {entry.name}: file",
+                             "restore it with python models/derive.py, or add the new model to the "
+                             "manifest and recalibrate")
 
     def load(self, role: str, **kwargs) -> tuple[TfliteModel, ModelEntry]:
         """Verify and load the model for ``role``."""

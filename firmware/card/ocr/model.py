@@ -18,7 +18,6 @@ never appear on the birth line.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tomllib
@@ -29,6 +28,7 @@ import cv2
 import numpy as np
 
 from firmware.errors import ModelError
+from firmware.model_files import read_verified
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +70,8 @@ class FieldRead:
 
 
 def _verified_bytes(path: Path, expected_sha256: str, what: str) -> bytes:
-    if not path.is_file():
-        raise ModelError(f"OCR {what} {path} is missing; restore models/ocr/ from the repository "
-                         "or run `python models/ocr/derive.py`")
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != expected_sha256:
-        raise ModelError(f"OCR {what} {path} has sha256 {digest[:16]}…, the manifest says "
-                         f"{expected_sha256[:16]}…: the file was changed; restore it from the repository "
-                         "or run `python models/ocr/derive.py`")
-    return data
+    return read_verified(path, expected_sha256, f"OCR {what}",
+                         "restore models/ocr/ from the repository or run `python models/ocr/derive.py`")
 
 
 class Recognizer:
