@@ -12,7 +12,8 @@ portrait shipped with scikit-image, jittered into 640×480 camera frames. Per fr
 
 Also timed: one whole face decision as each system would run it: card photo + 15 captured frames
 through ``FaceSession`` with its ``LivenessChecker`` (quality gates, landmarks and challenge measures on
-each, passive liveness on every 3rd, at most 5) + embeddings of the 5 fused frames + decision; dlib: HOG + landmarks on each frame, descriptors for card and 5 frames. Results, a machine
+each, passive liveness on the checker's schedule: every 5th, at most 3) + embeddings of the 5 fused
+frames + decision, and within it each captured frame (``capture_frame``); dlib: HOG + landmarks on each frame, descriptors for card and 5 frames. Results, a machine
 description and the ratios go to ``bench/results/face.json``; accuracy is taken from the evaluation
 reports in ``bench/results/face_eval_*.json`` when present (``uketsuke face eval --json``).
 """
@@ -121,18 +122,26 @@ def side_kiosk(count: int, decision_frames: int, capture_frames: int) -> dict:
     card = cv2.resize(cv2.cvtColor(np.array(skimage.data.astronaut())[20:260, 150:330], cv2.COLOR_RGB2GRAY),
                       (120, 160), interpolation=cv2.INTER_AREA)
 
-    def decision(_, passive):
+    capture_ms: dict[str, list[float]] = {name: [] for name in passives}
+    schedule = LivenessChecker(next(iter(passives.values())))
+
+    def decision(_, passive, name):
         # the kiosk's own path: FaceSession with its LivenessChecker (challenge measures on every frame,
-        # passive model on every 3rd frame with a face, at most 5), embeddings of the 5 chosen frames
+        # the passive model on the checker's schedule), embeddings of the chosen frames at the end;
+        # each add_frame is timed too: the capture loop's real per-frame cost
         checker = LivenessChecker(passive)
         with FaceSession(pipeline, threshold=0.5, frames_needed=decision_frames, liveness=checker) as session:
             session.add_card_photo(card.copy())
             for i, f in enumerate(frames[:capture_frames]):
-                session.add_frame(f.copy(), i / 15)
+                frame = f.copy()
+                t0 = time.perf_counter()
+                session.add_frame(frame, i / 15)
+                capture_ms[name].append((time.perf_counter() - t0) * 1000)
             session.decide()
 
-    decision_by = {name: stats(time_calls(lambda i, p=passive: decision(i, p), list(range(5))))
+    decision_by = {name: stats(time_calls(lambda i, p=passive, n=name: decision(i, p, n), list(range(5))))
                    for name, passive in passives.items()}
+    capture_by = {name: stats(ms[capture_frames:]) for name, ms in capture_ms.items()}  # less the warm-up
     return {"name": f"kiosk TFLite (BlazeFace+ONet+MobileFaceNet+{default})",
             "runtime": pipeline.embedder.model.runtime, "liveness_default": default,
             "liveness_source": "firmware.face.liveness.PassiveLiveness (both manifest entries)",
@@ -140,6 +149,8 @@ def side_kiosk(count: int, decision_frames: int, capture_frames: int) -> dict:
             "per_frame_by_liveness": per_frame_by, "per_frame_without_liveness": stats(core),
             "stages": {k: stats(v) for k, v in stages.items()},
             "decision": decision_by[default], "decision_by_liveness": decision_by,
+            "capture_frame": capture_by[default], "capture_frame_by_liveness": capture_by,
+            "passive_schedule": {"every": schedule.passive_every, "max": schedule.passive_max},
             "peak_rss_mb": peak_rss_mb()}
 
 
@@ -161,13 +172,17 @@ def side_dlib(count: int, decision_frames: int, capture_frames: int) -> dict:
     stages = {"detect": time_calls(lambda f: detector(f, 0), frames)}
     total = time_calls(per_frame, frames)
 
+    capture_ms: list[float] = []
+
     def decision(_):
         # the same capture done with dlib: detect + landmarks on every frame (for guidance), descriptors
         # for the card and the 5 chosen frames, mean descriptor, euclidean distance (dlib has no liveness)
         shapes = []
         for f in frames[:capture_frames]:
+            t0 = time.perf_counter()
             rects = detector(f, 0)
             shapes.append((f, shape(f, rects[0])))
+            capture_ms.append((time.perf_counter() - t0) * 1000)
         chosen = shapes[:: max(1, capture_frames // decision_frames)][:decision_frames]
         embs = [np.array(net.compute_face_descriptor(f, sh)) for f, sh in chosen]
         card_emb = per_frame(frames[0])
@@ -177,6 +192,7 @@ def side_dlib(count: int, decision_frames: int, capture_frames: int) -> dict:
             "dlib_version": dlib.__version__, "model_load_ms": load_ms, "per_frame": stats(total),
             "stages": {k: stats(v) for k, v in stages.items()},
             "decision": stats(time_calls(decision, list(range(3)))),
+            "capture_frame": stats(capture_ms[capture_frames:]),
             "peak_rss_mb": peak_rss_mb()}
 
 
@@ -234,12 +250,21 @@ def main(argv=None) -> int:
         "decision_speedup_vs_dlib": d[key]["median_ms"] / k[key]["median_ms"],
         **{f"decision_speedup_vs_dlib_with_{name}": d[key]["median_ms"] / v["median_ms"]
            for name, v in k["decision_by_liveness"].items()},
+        # the capture loop as each system runs it: mean over every frame (the kiosk's passive-model
+        # frames included, so this is the amortised cost), and the dearest frame (p90: a passive frame)
+        "capture_frame_mean_speedup_vs_dlib": d["capture_frame"]["mean_ms"] / k["capture_frame"]["mean_ms"],
+        "capture_frame_p90_speedup_vs_dlib": d["capture_frame"]["p90_ms"] / k["capture_frame"]["p90_ms"],
         "peak_rss_ratio_kiosk_over_dlib": k["peak_rss_mb"] / d["peak_rss_mb"],
     }
     report = {"machine": machine(), "frames": args.frames, "decision_frames": args.decision_frames,
               "capture_frames": args.capture_frames,
               "kiosk": k, "dlib": d, "ratios": ratios, "accuracy": accuracy_reports(),
-              "target": ">= 3x faster per frame than dlib (detect+align+embed+liveness) at better accuracy"}
+              "target": ">= 3x faster per frame than dlib (detect+align+embed+liveness) at better accuracy",
+              "reading": "per_frame runs every stage, the passive model included, on each frame (the "
+                         "dearest possible frame); the kiosk runs the passive model on "
+                         f"{k['passive_schedule']['max']} frames per decision (every "
+                         f"{k['passive_schedule']['every']}th), so decision and capture_frame are what it "
+                         "costs as run; see docs/face.md, Benchmark"}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
     by = ", ".join(f"{v['median_ms']:.1f} ms with {n}" for n, v in k["per_frame_by_liveness"].items())
@@ -249,6 +274,9 @@ def main(argv=None) -> int:
     by = ", ".join(f"{v['median_ms']:.0f} ms with {n}" for n, v in k["decision_by_liveness"].items())
     print(f"whole decision (card + {args.capture_frames} captured frames, {args.decision_frames} fused): "
           f"kiosk {by}; dlib {d[key]['median_ms']:.0f} ms")
+    print(f"capture loop per frame (mean / p90): kiosk {k['capture_frame']['mean_ms']:.1f} / "
+          f"{k['capture_frame']['p90_ms']:.1f} ms; dlib {d['capture_frame']['mean_ms']:.1f} / "
+          f"{d['capture_frame']['p90_ms']:.1f} ms")
     print(f"peak RSS: kiosk {k['peak_rss_mb']:.0f} MB, dlib {d['peak_rss_mb']:.0f} MB")
     for name, value in ratios.items():
         print(f"{name}: {value:.2f}x")

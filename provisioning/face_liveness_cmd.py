@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from firmware.face.liveness import PassiveLiveness
+from firmware.face.liveness import LivenessChecker, PassiveLiveness
 from firmware.face.pipeline import FacePipeline
 from provisioning import face_liveness_eval as ev
 
@@ -42,6 +42,10 @@ def liveness_eval_command(
     sweep: Annotated[str | None, typer.Option(
         "--sweep", help="comma-separated spoof-score thresholds for the trade-off table "
                         "(default: 0.2,0.5,0.9,0.98)")] = None,
+    passive_every: Annotated[int | None, typer.Option(
+        "--passive-every", help="score every N-th frame with a face (default: the kiosk's schedule)")] = None,
+    passive_max: Annotated[int | None, typer.Option(
+        "--passive-max", help="score at most N frames per presentation (default: the kiosk's schedule)")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="write all numbers here")] = None,
 ) -> None:
     """Simulate bona-fide and attack presentations from portraits and report APCER/BPCER."""
@@ -51,7 +55,12 @@ def liveness_eval_command(
     points = ev.PASSIVE_SWEEP if not sweep else tuple(float(v) for v in sweep.split(",") if v.strip())
     console.print(f"liveness evaluation: model {passive.name}, {len(sources)} identities from {data}, "
                   f"face width {'as is' if not face_px else f'{face_px:.0f} px'}, seed {seed}")
-    tallies = ev.evaluate(pipeline, passive, sources, seed=seed, face_px=face_px, progress=console.print)
+    schedule = {k: v for k, v in (("passive_every", passive_every), ("passive_max", passive_max)) if v}
+    checker_schedule = LivenessChecker(passive, **schedule)
+    console.print(f"passive schedule: every {checker_schedule.passive_every}th frame with a face, "
+                  f"at most {checker_schedule.passive_max} per presentation")
+    tallies = ev.evaluate(pipeline, passive, sources, seed=seed, face_px=face_px, progress=console.print,
+                          schedule=schedule)
     result = ev.report(tallies, passive.threshold, points)
     operating = result["operating"]
 
@@ -78,8 +87,11 @@ def liveness_eval_command(
     if json_out:
         payload = {"data": str(data), "identities": len(sources), "face_px": face_px, "seed": seed,
                    "machine": {"platform": platform.platform(), "python": platform.python_version()},
-                   "model": passive.name, **result,
-                   # per presentation: challenge, outcome and median spoof score (no image data), so that
+                   "model": passive.name,
+                   "passive_schedule": {"every": checker_schedule.passive_every,
+                                        "max": checker_schedule.passive_max},
+                   **result,
+                   # per presentation: challenge, outcome, median and per-frame spoof scores (no image data), so that
                    # any other threshold can be applied afterwards
                    "outcomes": {name: [vars(o) for o in tally.outcomes] for name, tally in tallies.items()}}
         json_out.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")

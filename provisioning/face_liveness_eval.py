@@ -53,6 +53,7 @@ class Outcome:
     challenge_passed: bool
     passive_score: float | None
     reason: str
+    passive_scores: list[float] = field(default_factory=list)  # each scored frame, capture order
 
 
 @dataclass
@@ -141,7 +142,7 @@ def run_presentation(pipeline: FacePipeline, checker: LivenessChecker, presentat
             break
     result = checker.result()
     return Outcome(presentation.kind, challenge.kind.value, result.challenge_passed, result.passive_score,
-                   result.reason)
+                   result.reason, list(result.passive_scores))
 
 
 ACTION_OF = {ChallengeKind.BLINK: "blink", ChallengeKind.TURN_LEFT: "turn_left",
@@ -197,9 +198,13 @@ def evaluate_source(pipeline: FacePipeline, checker: LivenessChecker, rgb: np.nd
 
 def evaluate(pipeline: FacePipeline, passive: PassiveLiveness, sources: list[tuple[str, Path]], *,
              seed: int = 30107, face_px: float | None = None, attacks: tuple[str, ...] = ATTACK_TYPES,
-             progress: Callable[[str], None] | None = None) -> dict[str, Tally]:
-    """Run every source; return one :class:`Tally` per presentation type ("bona_fide" + attacks)."""
-    checker = LivenessChecker(passive)
+             progress: Callable[[str], None] | None = None,
+             schedule: dict[str, int] | None = None) -> dict[str, Tally]:
+    """Run every source; return one :class:`Tally` per presentation type ("bona_fide" + attacks).
+
+    ``schedule`` overrides the kiosk's passive-frame schedule (``passive_every``, ``passive_max``) to
+    measure another one; by default the evaluation runs exactly what the kiosk runs."""
+    checker = LivenessChecker(passive, **(schedule or {}))
     tallies = {name: Tally(name) for name in ("bona_fide", *attacks)}
     skipped = 0
     for index, (_identity, path) in enumerate(sources):

@@ -127,6 +127,7 @@ class LivenessResult:
     challenge_passed: bool
     live: bool
     reason: str
+    passive_scores: tuple[float, ...] = ()  # every scored frame's spoof score, in capture order
 
 
 @dataclass(frozen=True)
@@ -293,11 +294,17 @@ class LivenessChecker:
 
     Frames are read, never stored: the caller keeps ownership and zeroes them. The passive model runs
     on every ``passive_every``-th frame with a face, at most ``passive_max`` times.
+
+    Why a budget of 3 frames (every 5th): the passive model judges the *presentation*, not each
+    frame, and it is by far the dearest stage (FaceAntiSpoofing: ~9 GFLOP at 256², ~70 ms on a 2-core
+    x86, several times that on a Pi), while the challenge must see every frame at camera rate to catch
+    a 270 ms blink. Three scores spread over ~0.7 s give a median; measured against five in
+    docs/face-liveness.md ("Passive frames per decision").
     """
 
     def __init__(self, passive: PassiveLiveness | None, *, timeout_s: float = 8.0,
                  kinds: Sequence[ChallengeKind] = tuple(ChallengeKind),
-                 passive_every: int = 3, passive_max: int = 5, require_passive: bool = True,
+                 passive_every: int = 5, passive_max: int = 3, require_passive: bool = True,
                  blink_limits: BlinkLimits | None = None, turn_limits: TurnLimits | None = None,
                  clock: Callable[[], float] = time.monotonic):
         if passive is None and require_passive:
@@ -415,4 +422,4 @@ class LivenessChecker:
         live = reason == "live"
         log.info("liveness result: %s (challenge %s, passive %s)", reason,
                  kind.value if kind else None, None if passive is None else round(passive, 3))
-        return LivenessResult(kind, passive, threshold, passed, live, reason)
+        return LivenessResult(kind, passive, threshold, passed, live, reason, tuple(self._scores))

@@ -189,3 +189,51 @@ def test_the_checker_keeps_no_reference_to_frames(pipeline, passive, portrait):
     for i in range(4):
         check.add_frame(frame, face, i / 15)
     assert sys.getrefcount(frame) == before
+
+
+class CountingPassive:
+    """Stands in for the passive model to record *which* frames the checker scores (the model's own
+    behaviour is tested above with the real file)."""
+
+    name = "counting"
+    threshold = 0.2
+
+    def __init__(self):
+        self.frames_scored: list[int] = []
+
+    def score(self, frame, box) -> float:
+        self.frames_scored.append(int(frame[0, 0, 0]))
+        return 0.1 * len(self.frames_scored)
+
+    def is_live(self, score: float) -> bool:
+        return score < self.threshold
+
+
+def test_the_passive_model_runs_on_a_budget_of_spread_frames(portrait):
+    """The kiosk's schedule: every 5th frame with a face, at most 3 per presentation — the dearest
+    stage runs 3 times per decision, however long the challenge takes; frames without a face don't count."""
+    rgb, face = portrait
+    passive = CountingPassive()
+    check = LivenessChecker(passive, kinds=(ChallengeKind.BLINK,))
+    check.start_challenge()
+    for i in range(40):
+        frame = rgb.copy()
+        frame[0, 0, 0] = i
+        check.add_frame(frame, None if i in (1, 2) else face, i / 15)
+    # faces are frames 0, 3, 4, …: the 1st, 6th and 11th of them are frames 0, 7 and 12
+    assert passive.frames_scored == [0, 7, 12]
+    result = check.result()
+    assert result.passive_scores == pytest.approx((0.1, 0.2, 0.3))
+    assert result.passive_score == pytest.approx(0.2)  # the median of the three
+
+
+def test_a_different_schedule_can_be_evaluated(portrait):
+    rgb, face = portrait
+    passive = CountingPassive()
+    check = LivenessChecker(passive, passive_every=3, passive_max=5)
+    check.start_challenge()
+    for i in range(20):
+        frame = rgb.copy()
+        frame[0, 0, 0] = i
+        check.add_frame(frame, face, i / 15)
+    assert passive.frames_scored == [0, 3, 6, 9, 12]
