@@ -17,6 +17,11 @@ Two independent checks, both required:
 
 Privacy: frames are only read; the crops made here are zeroed after use; nothing is logged but scores
 and reason codes.
+
+Timing: the passive model is by far the dearest stage, so the checker crops the face in the caller's
+thread (the frame is the caller's and is zeroed after the next frame) and scores the crop on one
+worker thread, while the challenge goes on at camera rate; :meth:`LivenessChecker.result` waits for
+the scores. The worker exists only while scores are pending.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -232,7 +238,10 @@ class PassiveLiveness:
 
     def score(self, frame: np.ndarray, box: Sequence[float]) -> float:
         """Spoof score of the face in ``box`` (higher = spoof)."""
-        tensor = self.crop(frame, box)
+        return self.score_crop(self.crop(frame, box))
+
+    def score_crop(self, tensor: np.ndarray) -> float:
+        """Spoof score of a tensor made by :meth:`crop`, which is zeroed afterwards (whatever happens)."""
         try:
             outputs = self.model.run(tensor)
         finally:
@@ -295,6 +304,9 @@ class LivenessChecker:
     Frames are read, never stored: the caller keeps ownership and zeroes them. The passive model runs
     on every ``passive_every``-th frame with a face, at most ``passive_max`` times.
 
+    With ``background`` (the default) the crops are scored on a worker thread (see the module's
+    "Timing"); ``result()`` and ``reset()`` wait for it, so the outcome is the same either way.
+
     Why a budget of 3 frames (every 5th): the passive model judges the *presentation*, not each
     frame, and it is by far the dearest stage (FaceAntiSpoofing: ~9 GFLOP at 256², ~70 ms on a 2-core
     x86, several times that on a Pi), while the challenge must see every frame at camera rate to catch
@@ -306,7 +318,7 @@ class LivenessChecker:
                  kinds: Sequence[ChallengeKind] = tuple(ChallengeKind),
                  passive_every: int = 5, passive_max: int = 3, require_passive: bool = True,
                  blink_limits: BlinkLimits | None = None, turn_limits: TurnLimits | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, background: bool = True):
         if passive is None and require_passive:
             raise FaceError("liveness needs the passive model; pass require_passive=False only in tests "
                             "of the active challenge")
@@ -321,15 +333,20 @@ class LivenessChecker:
         self.blink_limits = blink_limits or BlinkLimits()
         self.turn_limits = turn_limits or TurnLimits()
         self.clock = clock
+        self.background = background
         self.challenge: Challenge | None = None
+        self._worker: ThreadPoolExecutor | None = None
+        self._pending: list[tuple[Future, np.ndarray]] = []
         self._reset()
 
     def _reset(self) -> None:
+        self._drop_pending()
         self._detector: BlinkDetector | HeadTurnDetector | None = None
         self._start_s: float | None = None
         self._last_s = 0.0
         self._faces = 0
         self._scores: list[float] = []
+        self._scored = 0  # frames sent to the passive model (scores may still be pending)
         self._state = "running"
         self._reason = "incomplete"
 
@@ -380,13 +397,42 @@ class LivenessChecker:
             if self._detector.wrong_way:
                 self._finish("failed", "wrong_direction")
                 return self._progress(elapsed)
-        if self.passive is not None and len(self._scores) < self.passive_max \
+        if self.passive is not None and self._scored < self.passive_max \
                 and (self._faces - 1) % self.passive_every == 0:
-            self._scores.append(self.passive.score(frame, face.box))
+            self._score_passive(frame, face.box)
         if passed:
             self._finish("passed", "live")
         guidance = self.challenge.guidance if baseline_ready else LivenessGuidance.LOOK_AT_CAMERA
         return self._progress(elapsed, guidance)
+
+    def _score_passive(self, frame: np.ndarray, box: Sequence[float]) -> None:
+        tensor = self.passive.crop(frame, box)  # now: the frame is zeroed after the next one
+        self._scored += 1
+        if not self.background:
+            self._scores.append(self.passive.score_crop(tensor))
+            return
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="passive-liveness")
+        self._pending.append((self._worker.submit(self.passive.score_crop, tensor), tensor))
+
+    def _collect(self) -> None:
+        """Wait for the pending scores (in capture order) and stop the worker."""
+        try:
+            for future, _tensor in self._pending:
+                self._scores.append(future.result())
+        finally:
+            self._drop_pending()
+
+    def _drop_pending(self) -> None:
+        """Cancel or wait for pending scores, zero their crops, stop the worker (no thread outlives it)."""
+        pending, self._pending = self._pending, []
+        for future, _tensor in pending:
+            future.cancel()
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.shutdown(wait=True)
+        for _future, tensor in pending:
+            tensor.fill(0)  # score_crop zeroed those it ran; cancelled ones are zeroed here
 
     def _finish(self, state: str, reason: str) -> None:
         self._state, self._reason = state, reason
@@ -398,9 +444,11 @@ class LivenessChecker:
         elif self._state == "failed":
             guidance = LivenessGuidance.TIMED_OUT
         return Progress(guidance or LivenessGuidance.LOOK_AT_CAMERA, self._state, elapsed,
-                        max(0.0, self.timeout_s - elapsed), len(self._scores))
+                        max(0.0, self.timeout_s - elapsed), self._scored)
 
     def passive_median(self) -> float | None:
+        """Median spoof score of the scored frames (waits for pending ones)."""
+        self._collect()
         return float(np.median(self._scores)) if self._scores else None
 
     def result(self) -> LivenessResult:

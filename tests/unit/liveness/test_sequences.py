@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -192,48 +193,98 @@ def test_the_checker_keeps_no_reference_to_frames(pipeline, passive, portrait):
 
 
 class CountingPassive:
-    """Stands in for the passive model to record *which* frames the checker scores (the model's own
-    behaviour is tested above with the real file)."""
+    """Stands in for the passive model to record *which* frames the checker scores, and on which thread
+    (the model's own behaviour is tested above with the real file). ``gate``, when given, holds every
+    scoring call until it is set."""
 
     name = "counting"
     threshold = 0.2
 
-    def __init__(self):
+    def __init__(self, gate: threading.Event | None = None):
         self.frames_scored: list[int] = []
+        self.threads: set[str] = set()
+        self.crops: list[np.ndarray] = []
+        self.gate = gate
 
-    def score(self, frame, box) -> float:
-        self.frames_scored.append(int(frame[0, 0, 0]))
+    def crop(self, frame, box) -> np.ndarray:
+        tensor = np.full((1, 4, 4, 3), float(frame[0, 0, 0]) + 1, np.float32)  # + 1: never all zeros
+        self.crops.append(tensor)
+        return tensor
+
+    def score_crop(self, tensor) -> float:
+        if self.gate is not None:
+            assert self.gate.wait(10)
+        self.threads.add(threading.current_thread().name)
+        self.frames_scored.append(int(tensor[0, 0, 0, 0]) - 1)
+        tensor.fill(0)
         return 0.1 * len(self.frames_scored)
 
     def is_live(self, score: float) -> bool:
         return score < self.threshold
 
 
-def test_the_passive_model_runs_on_a_budget_of_spread_frames(portrait):
-    """The kiosk's schedule: every 5th frame with a face, at most 3 per presentation — the dearest
-    stage runs 3 times per decision, however long the challenge takes; frames without a face don't count."""
-    rgb, face = portrait
-    passive = CountingPassive()
-    check = LivenessChecker(passive, kinds=(ChallengeKind.BLINK,))
+def feed(check: LivenessChecker, rgb, face, frames: int, no_face=()):
     check.start_challenge()
-    for i in range(40):
+    for i in range(frames):
         frame = rgb.copy()
         frame[0, 0, 0] = i
-        check.add_frame(frame, None if i in (1, 2) else face, i / 15)
+        check.add_frame(frame, None if i in no_face else face, i / 15)
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_the_passive_model_runs_on_a_budget_of_spread_frames(portrait, background):
+    """The kiosk's schedule: every 5th frame with a face, at most 3 per presentation — the dearest
+    stage runs 3 times per decision, however long the challenge takes; frames without a face don't
+    count. In the background or not, the outcome is the same."""
+    rgb, face = portrait
+    passive = CountingPassive()
+    check = LivenessChecker(passive, kinds=(ChallengeKind.BLINK,), background=background)
+    feed(check, rgb, face, 40, no_face=(1, 2))
+    result = check.result()
     # faces are frames 0, 3, 4, …: the 1st, 6th and 11th of them are frames 0, 7 and 12
     assert passive.frames_scored == [0, 7, 12]
-    result = check.result()
     assert result.passive_scores == pytest.approx((0.1, 0.2, 0.3))
     assert result.passive_score == pytest.approx(0.2)  # the median of the three
+    assert all(not crop.any() for crop in passive.crops)  # every crop zeroed after scoring
+    on_worker = all(name.startswith("passive-liveness") for name in passive.threads)
+    assert on_worker is background
+
+
+def test_the_challenge_does_not_wait_for_the_passive_model(portrait, no_thread_leaks):
+    """Frames keep flowing while scores are pending (the capture loop keeps camera rate); result()
+    waits for them, and no worker thread outlives the check."""
+    rgb, face = portrait
+    before = set(threading.enumerate())
+    gate = threading.Event()
+    passive = CountingPassive(gate)
+    check = LivenessChecker(passive, kinds=(ChallengeKind.BLINK,))
+    feed(check, rgb, face, 20)
+    assert passive.frames_scored == []  # all three still pending, the loop went on
+    assert check.add_frame(rgb.copy(), face, 21 / 15).passive_frames == 3
+    gate.set()
+    assert check.result().passive_scores == pytest.approx((0.1, 0.2, 0.3))
+    assert not [t for t in set(threading.enumerate()) - before if t.name.startswith("passive-liveness")]
+
+
+def test_reset_drops_pending_scores_and_zeroes_their_crops(portrait, no_thread_leaks):
+    rgb, face = portrait
+    before = set(threading.enumerate())
+    gate = threading.Event()
+    passive = CountingPassive(gate)
+    check = LivenessChecker(passive, kinds=(ChallengeKind.BLINK,))
+    feed(check, rgb, face, 12)
+    threading.Timer(0.2, gate.set).start()  # the call already running finishes; the others are cancelled
+    check.reset()
+    assert all(not crop.any() for crop in passive.crops)
+    assert len(passive.frames_scored) < 3
+    assert not [t for t in set(threading.enumerate()) - before if t.name.startswith("passive-liveness")]
+    assert check.passive_median() is None
 
 
 def test_a_different_schedule_can_be_evaluated(portrait):
     rgb, face = portrait
     passive = CountingPassive()
     check = LivenessChecker(passive, passive_every=3, passive_max=5)
-    check.start_challenge()
-    for i in range(20):
-        frame = rgb.copy()
-        frame[0, 0, 0] = i
-        check.add_frame(frame, face, i / 15)
+    feed(check, rgb, face, 20)
+    check.result()
     assert passive.frames_scored == [0, 3, 6, 9, 12]
