@@ -12,8 +12,8 @@ portrait shipped with scikit-image, jittered into 640×480 camera frames. Per fr
 
 Also timed: one whole face decision as each system would run it: card photo + 15 captured frames
 through ``FaceSession`` with its ``LivenessChecker`` (quality gates, landmarks and challenge measures on
-each, passive liveness on the checker's schedule: every 5th, at most 3) + embeddings of the 5 fused
-frames + decision, and within it each captured frame (``capture_frame``); dlib: HOG + landmarks on each frame, descriptors for card and 5 frames. Results, a machine
+each, passive liveness on the checker's schedule: every 5th, at most 3, on its worker thread) +
+embeddings of the 5 fused frames + decision, and within it each captured frame (``capture_frame``); dlib: HOG + landmarks on each frame, descriptors for card and 5 frames. Results, a machine
 description and the ratios go to ``bench/results/face.json``; accuracy is taken from the evaluation
 reports in ``bench/results/face_eval_*.json`` when present (``uketsuke face eval --json``).
 """
@@ -270,8 +270,8 @@ def main(argv=None) -> int:
               "reading": "per_frame runs every stage, the passive model included, on each frame (the "
                          "dearest possible frame); the kiosk runs the passive model on "
                          f"{k['passive_schedule']['max']} frames per decision (every "
-                         f"{k['passive_schedule']['every']}th), so decision and capture_frame are what it "
-                         "costs as run; see docs/face.md, Benchmark"}
+                         f"{k['passive_schedule']['every']}th) on a worker thread, so decision and "
+                         "capture_frame are what it costs as run; see docs/face.md, Benchmark"}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
     by = ", ".join(f"{v['median_ms']:.1f} ms with {n}" for n, v in k["per_frame_by_liveness"].items())
