@@ -56,11 +56,10 @@ def liveness_eval_command(
     console.print(f"liveness evaluation: model {passive.name}, {len(sources)} identities from {data}, "
                   f"face width {'as is' if not face_px else f'{face_px:.0f} px'}, seed {seed}")
     schedule = {k: v for k, v in (("passive_every", passive_every), ("passive_max", passive_max)) if v}
-    checker_schedule = LivenessChecker(passive, **schedule)
-    console.print(f"passive schedule: every {checker_schedule.passive_every}th frame with a face, "
-                  f"at most {checker_schedule.passive_max} per presentation")
-    tallies = ev.evaluate(pipeline, passive, sources, seed=seed, face_px=face_px, progress=console.print,
-                          schedule=schedule)
+    checker = LivenessChecker(passive, **schedule)
+    console.print(f"passive schedule: every {checker.passive_every}th frame with a face, "
+                  f"at most {checker.passive_max} per presentation")
+    tallies = ev.evaluate(pipeline, checker, sources, seed=seed, face_px=face_px, progress=console.print)
     result = ev.report(tallies, passive.threshold, points)
     operating = result["operating"]
 
@@ -88,8 +87,7 @@ def liveness_eval_command(
         payload = {"data": str(data), "identities": len(sources), "face_px": face_px, "seed": seed,
                    "machine": {"platform": platform.platform(), "python": platform.python_version()},
                    "model": passive.name,
-                   "passive_schedule": {"every": checker_schedule.passive_every,
-                                        "max": checker_schedule.passive_max},
+                   "passive_schedule": {"every": checker.passive_every, "max": checker.passive_max},
                    **result,
                    # per presentation: challenge, outcome, median and per-frame spoof scores (no image data), so that
                    # any other threshold can be applied afterwards

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from firmware.face import liveness_sim as sim
-from firmware.face.liveness import LivenessChecker, PassiveLiveness, landmarks_of
+from firmware.face.liveness import LivenessChecker, landmarks_of
 from firmware.face.liveness_active import ChallengeKind
 from firmware.face.pipeline import FacePipeline
 
@@ -196,15 +196,12 @@ def evaluate_source(pipeline: FacePipeline, checker: LivenessChecker, rgb: np.nd
     return outcomes
 
 
-def evaluate(pipeline: FacePipeline, passive: PassiveLiveness, sources: list[tuple[str, Path]], *,
+def evaluate(pipeline: FacePipeline, checker: LivenessChecker, sources: list[tuple[str, Path]], *,
              seed: int = 30107, face_px: float | None = None, attacks: tuple[str, ...] = ATTACK_TYPES,
-             progress: Callable[[str], None] | None = None,
-             schedule: dict[str, int] | None = None) -> dict[str, Tally]:
-    """Run every source; return one :class:`Tally` per presentation type ("bona_fide" + attacks).
-
-    ``schedule`` overrides the kiosk's passive-frame schedule (``passive_every``, ``passive_max``) to
-    measure another one; by default the evaluation runs exactly what the kiosk runs."""
-    checker = LivenessChecker(passive, **(schedule or {}))
+             progress: Callable[[str], None] | None = None) -> dict[str, Tally]:
+    """Run every source through ``checker``; return one :class:`Tally` per presentation type
+    ("bona_fide" + attacks). ``LivenessChecker(passive)`` evaluates exactly what the kiosk runs; other
+    ``passive_every``/``passive_max`` measure another passive-frame schedule."""
     tallies = {name: Tally(name) for name in ("bona_fide", *attacks)}
     skipped = 0
     for index, (_identity, path) in enumerate(sources):

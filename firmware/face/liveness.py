@@ -346,7 +346,6 @@ class LivenessChecker:
         self._last_s = 0.0
         self._faces = 0
         self._scores: list[float] = []
-        self._scored = 0  # frames sent to the passive model (scores may still be pending)
         self._state = "running"
         self._reason = "incomplete"
 
@@ -405,9 +404,13 @@ class LivenessChecker:
         guidance = self.challenge.guidance if baseline_ready else LivenessGuidance.LOOK_AT_CAMERA
         return self._progress(elapsed, guidance)
 
+    @property
+    def _scored(self) -> int:
+        """Frames sent to the passive model: scored, or still pending on the worker."""
+        return len(self._scores) + len(self._pending)
+
     def _score_passive(self, frame: np.ndarray, box: Sequence[float]) -> None:
         tensor = self.passive.crop(frame, box)  # now: the frame is zeroed after the next one
-        self._scored += 1
         if not self.background:
             self._scores.append(self.passive.score_crop(tensor))
             return

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from firmware.face.liveness import PassiveLiveness
+from firmware.face.liveness import LivenessChecker, PassiveLiveness
 from firmware.face.pipeline import FacePipeline
 from provisioning import face_liveness_eval as ev
 
@@ -32,7 +32,7 @@ def test_evaluate_runs_the_kiosk_schedule_and_records_every_score(portraits):
     pipeline = FacePipeline()
     passive = PassiveLiveness.from_manifest()
     sources = ev.load_sources(portraits)
-    tallies = ev.evaluate(pipeline, passive, sources, attacks=("still_print",))
+    tallies = ev.evaluate(pipeline, LivenessChecker(passive), sources, attacks=("still_print",))
     assert set(tallies) == {"bona_fide", "still_print"}
     bona, attack = tallies["bona_fide"].outcomes[0], tallies["still_print"].outcomes[0]
     assert bona.challenge_passed  # the simulated person does what is asked
