@@ -1,43 +1,45 @@
 """Wiring: config + HAL + flow + link. ``Kiosk`` is what ``uketsuke run`` starts.
 
-The kiosk owns the devices and the link; the flow owns the visit. Device callbacks and background
-jobs only ``post`` events to the flow; the flow calls back through :class:`FlowServices` methods
-implemented here. Screens observe :meth:`Kiosk.view` and post user events the same way.
+The pieces, and who owns what (docs/design.md, "Runtime"):
+
+- :class:`~firmware.flow.runner.FlowRunner` — the ``flow`` thread owns the visit; everybody else
+  posts events to it.
+- :class:`~firmware.visit.KioskServices` — what the flow asks for: card reads on workers, results
+  to the link, announcements to the outputs, the link and the :class:`~firmware.bus.Listeners`.
+- :class:`~firmware.link.mqtt.KioskLink` — paho, the outbox, commands; its own threads.
+- :class:`~firmware.commands.CommandHandler` — the terminal's commands, on the link's command thread.
+- :class:`~firmware.problems.Problems` — staff-visible problems; a blocking one puts the flow out of
+  service until it clears, and every change goes to the status topic.
+- the card reader's watcher thread and the ``clock-check`` thread only report and post.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from datetime import UTC, datetime
 
-from statemachine.exceptions import TransitionNotAllowed
-
-from firmware.card.summary import read_card_facts
+from firmware.bus import Listeners
+from firmware.commands import CommandHandler
 from firmware.config import Config
-from firmware.errors import LinkError
 from firmware.flow.checkin import CheckInFlow
-from firmware.flow.session import CheckInSession
+from firmware.flow.runner import FlowRunner
+from firmware.flow.session import CheckInSession, Token
+from firmware.link.mqtt import KioskLink
 from firmware.link.outbox import Outbox
-from firmware.link.schemas import CommandName, Method, ResultMessage
-from hal.contracts import BeepPattern, CardLink, StatusColour
+from firmware.problems import Problems
+from firmware.supervisor import Supervised
+from firmware.visit import KioskServices, Outputs
+from hal.clock import clock_synchronised
+from hal.contracts import CardLink
 from hal.errors import HalError
 from hal.registry import open_device
 
 log = logging.getLogger(__name__)
 
 SOFTWARE = "uketsuke 0.1.0"
-
-_INDICATION = {
-    "idle": (StatusColour.IDLE, None),
-    "reading": (StatusColour.BUSY, BeepPattern.TAP),
-    "done": (StatusColour.OK, BeepPattern.OK),
-    "failed": (StatusColour.ERROR, BeepPattern.ERROR),
-    "out_of_service": (StatusColour.ERROR, None),
-}
+CLOCK_CHECK_EVERY_S = 60.0
 
 
 class Kiosk:
@@ -46,147 +48,138 @@ class Kiosk:
     def __init__(self, config: Config, now: Callable[[], datetime] | None = None):
         self.config = config
         self.now = now or (lambda: datetime.now(UTC))
+        self.health = Problems()
         self.reader = open_device("nfc", config.devices.nfc)
-        self.indicators = open_device("indicators", config.devices.indicators)
-        self.speaker = open_device("speaker", config.devices.speaker)
+        self.outputs = Outputs(open_device("indicators", config.devices.indicators),
+                               open_device("speaker", config.devices.speaker), self.health)
+        self.listeners = Listeners(on_error=lambda listener, exc: self.health.set(
+            "listener", f"a state listener failed ({type(exc).__name__})"))
+        self.services = KioskServices(config, self.outputs, self.listeners, self.post, self.now)
+        self.runner = FlowRunner(lambda: CheckInFlow(self.services, config.timeouts, config.language),
+                                 on_fault=self._flow_fault, after_recovery=self._sync_service)
         self.outbox = Outbox(config.data_dir / "outbox.sqlite3")
-        from firmware.link.mqtt import KioskLink
-
         self.link = KioskLink(config.site_id, config.reader_id, config.broker, self.outbox,
-                              on_command=self.handle_command, software=SOFTWARE)
-        self._card_link: CardLink | None = None
-        self._jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="card-job")
-        self._listeners: list[Callable[[str, CheckInSession], None]] = []
-        self._lock = threading.Lock()
-        #: One line per device problem, for staff (status screen, selftest, event topic).
-        self.problems: list[str] = []
+                              on_command=CommandHandler(self.runner, lambda: self.link.pending),
+                              software=SOFTWARE, report=self._link_report)
+        self.services.link = self.link
+        self.clock_check = Supervised("clock-check", self._check_clock, report=self._thread_report)
+        self._tap = 0
         self._started = False
-        self.flow = CheckInFlow(self, config.timeouts, config.language)
+
+    # ------------------------------------------------------------------ views for screens and tests
+
+    @property
+    def flow(self) -> CheckInFlow:
+        return self.runner.flow
+
+    @property
+    def problems(self) -> list[str]:
+        """One line per problem, for staff (status screen, selftest, status topic)."""
+        return self.health.lines()
+
+    @property
+    def indicators(self):
+        return self.outputs.indicators
+
+    @property
+    def speaker(self):
+        return self.outputs.speaker
 
     # ------------------------------------------------------------------ life cycle
 
     def start(self) -> None:
-        """Start devices and the link. Nothing here stops the kiosk: a broker that is down only
-        delays results, a missing LED or speaker is replaced by its simulation (and reported), and a
-        missing card reader puts the kiosk out of service until the reader is back."""
+        """Start devices, the link and the flow. Nothing here stops the kiosk: a broker that is down
+        only delays results, a missing LED or speaker is replaced by its simulation (and reported),
+        and a blocking problem (no reader, no outbox, no clock) puts it out of service until it clears."""
         self._started = True
-        self.indicators = self._start_or_simulate("indicators", self.indicators)
-        self.speaker = self._start_or_simulate("speaker", self.speaker)
+        self.outputs.start()
+        self.health.subscribe(self._problems_changed)
         self.link.start()
         self.reader.when_card_presented = self._card_presented
-        self.reader.when_card_removed = lambda: self.post("card_removed")
+        self.reader.when_card_removed = self._card_removed
         self.reader.when_reader_changed = self._reader_changed
+        self.reader.when_listener_failed = lambda exc: self.health.set(
+            "card-watcher", f"a card event failed ({type(exc).__name__})")
         try:
             self.reader.start()
         except HalError as exc:
             self._reader_changed(exc)
+        self._check_clock(None)
+        self.services.started = True
+        self.runner.start()
+        self.runner.call(lambda flow: self.services.announce(flow.state_id, flow.session))
+        self._problems_changed(self.health)
         self.reader.watch()
-        self.announce(self.flow.state_id, self.flow.session)
-
-    def _start_or_simulate(self, role: str, device):
-        try:
-            device.start()
-            return device
-        except HalError as exc:
-            log.error("%s %s unavailable, continuing without it: %s", role, device.spec, exc)
-            self.problems.append(f"{role}: {exc}")
-            return open_device(role, "sim")
-
-    def _reader_changed(self, error: HalError | None) -> None:
-        if error is None:
-            log.info("card reader %s is back", self.reader.spec)
-            self.problems = [p for p in self.problems if not p.startswith("nfc:")]
-            self.post("device_ok")
-        else:
-            log.error("card reader %s unavailable: %s", self.reader.spec, error)
-            self.problems.append(f"nfc: {error}")
-            self.post("device_lost", reason=type(error).__name__)
+        self.clock_check.start()
 
     def stop(self) -> None:
         self.reader.close()
-        self._jobs.shutdown(wait=True, cancel_futures=True)
+        self.clock_check.stop()
+        self.runner.stop()
+        self.services.stop()
         self.flow.session.wipe()
-        try:
-            self.link.stop()
-        except LinkError as exc:
-            log.warning("link did not stop cleanly: %s", exc)
-        for device in (self.indicators, self.speaker):
-            device.close()
+        self.link.stop()
+        self.outputs.close()
         self.outbox.close()
 
     # ------------------------------------------------------------------ events in
 
-    def post(self, event: str, **data) -> bool:
-        """Send an event to the flow; an event the current state does not take is ignored (logged)."""
-        with self._lock:
-            try:
-                self.flow.send(event, **data)
-                return True
-            except TransitionNotAllowed:
-                log.debug("ignored %s in state %s", event, self.flow.state_id)
-                return False
-
-    def _card_presented(self, link: CardLink) -> None:
-        self._card_link = link
-        self.post("card_presented")
+    def post(self, event: str, token: Token | None = None, /, **data) -> Future:
+        """Queue an event for the flow thread (never blocks); the future says whether it was taken."""
+        return self.runner.post(event, token, **data)
 
     def add_listener(self, listener: Callable[[str, CheckInSession], None]) -> None:
-        """Call ``listener(state, session)`` on every state change (screens, tests)."""
-        self._listeners.append(listener)
+        """Call ``listener(state, session)`` on every state change, on the flow thread (screens, tests)."""
+        self.listeners.add(listener)
 
-    def handle_command(self, command) -> dict:
-        """A command from the terminal (network thread)."""
-        if command.cmd == CommandName.PING:
-            return {"state": self.flow.state_id, "pending_results": len(self.outbox)}
-        if command.cmd == CommandName.CANCEL:
-            return {"cancelled": self.post("cancel")}
-        if command.cmd == CommandName.SET_LANGUAGE:
-            language = str(command.args.get("language", ""))
-            if language not in ("ja", "en", "zh", "ko", "vi", "pt"):
-                raise ValueError(f"language must be one of ja, en, zh, ko, vi, pt, not {language!r}")
-            self.flow.language = self.flow.session.language = language
-            return {"language": language}
-        raise ValueError(f"command {command.cmd.value!r} is not available in this version")
+    def _card_presented(self, link: CardLink) -> None:  # watcher thread
+        self._tap += 1
+        self.post("card_presented", None, link=link, tap=self._tap)
 
-    # ------------------------------------------------------------------ FlowServices
+    def _card_removed(self) -> None:  # watcher thread
+        self.post("card_removed", None, tap=self._tap)
 
-    def start_card_read(self, session: CheckInSession) -> None:
-        link = self._card_link
-        self._jobs.submit(self._read_card, session, link)
+    def _reader_changed(self, error: HalError | None) -> None:
+        if error is None:
+            log.info("card reader %s is back", self.reader.spec)
+            self.health.clear("nfc")
+        else:
+            self.health.set("nfc", f"{error}", blocking=True)
 
-    def _read_card(self, session: CheckInSession, link: CardLink | None) -> None:
-        try:
-            if link is None:
-                raise LinkError("no card link")
-            facts = read_card_facts(link, self.now())
-        except Exception as exc:  # every failure becomes a screen, never a dead thread
-            log.info("card read failed: %s", type(exc).__name__)
-            self.post("read_failed", error=exc)
-            return
-        if self.flow.session is not session:  # the visit ended while we were reading
-            return
-        session.card = facts
-        self.post("card_read")
+    # ------------------------------------------------------------------ problems
 
-    def publish_result(self, session: CheckInSession) -> None:
-        card = session.card
-        result = ResultMessage(
-            site=self.config.site_id, reader=self.config.reader_id, method=Method(session.method),
-            card_kind=card.token_kind, cert_der_b64=base64.b64encode(card.cert_der).decode(),
-            cert_status=card.cert_status, consent=session.consent, proxy=session.proxy,
-            face_score=session.face_score, face_threshold=session.face_threshold,
-        )
-        self.link.publish_result(result)
-        log.info("result %s queued (%d pending)", result.id, len(self.outbox))
+    def _problems_changed(self, problems: Problems) -> None:
+        if self._started:
+            self.runner.call(self._sync_service)
+            self.link.publish_status(problems.lines())
 
-    def announce(self, state: str, session: CheckInSession) -> None:
-        if not self._started:  # the flow's first idle, before devices are up; start() announces again
-            return
-        colour, beep = _INDICATION.get(state, (StatusColour.ATTENTION, None))
-        self.indicators.set_status(colour, blink=state == "reading")
-        if beep is not None:
-            self.indicators.beep(beep)
-        detail = session.error_kind if state in ("failed", "out_of_service") else ""
-        self.link.publish_event(state, detail)
-        for listener in list(self._listeners):
-            listener(state, session)
+    def _sync_service(self, flow: CheckInFlow) -> None:
+        """On the flow thread: out of service while a blocking problem exists, back when none is left."""
+        blocking = self.health.blocking
+        if blocking and flow.state_id != "out_of_service":
+            self.runner.post("device_lost", None, reason=blocking[0].key)
+        elif not blocking and flow.state_id == "out_of_service":
+            self.runner.post("device_ok")
+
+    def _link_report(self, key: str, text: str | None, blocking: bool) -> None:
+        if text is None:
+            self.health.clear(key)
+        else:
+            self.health.set(key, text, blocking=blocking)
+
+    def _flow_fault(self, where: str, error: BaseException) -> None:
+        self.health.set("flow", f"{type(error).__name__} in {where}; the visit was ended")
+
+    def _thread_report(self, name: str, error: BaseException | None) -> None:
+        if error is None:
+            self.health.clear(name)
+        else:
+            self.health.set(name, f"failed ({type(error).__name__}); retrying")
+
+    def _check_clock(self, _stopping) -> float:
+        status = clock_synchronised(self.now(), self.config.clock.source, self.config.clock.not_before)
+        if status.synchronised:
+            self.health.clear("clock")
+        else:
+            self.health.set("clock", f"not synchronised: {status.detail}", blocking=True)
+        return CLOCK_CHECK_EVERY_S

@@ -7,6 +7,7 @@ fixes it on site with a text editor), so :func:`load_config` turns pydantic's re
 
 from __future__ import annotations
 
+import datetime as dt
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -14,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from firmware.errors import ConfigError
+from hal.clock import DEFAULT_NOT_BEFORE
 from hal.errors import BadBackend
 from hal.registry import parse_spec
 
@@ -48,7 +50,7 @@ class Devices(_Strict):
 class Broker(_Strict):
     """Where the eligibility terminal's MQTT broker is. ``embedded`` starts one in-process (demo)."""
 
-    host: str = "127.0.0.1"
+    host: str = Field("127.0.0.1", min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.:_-]+$")
     port: int = Field(1883, ge=1, le=65535)
     embedded: bool = False
     # MQTT 5 in production (mosquitto); the embedded demo broker (amqtt) speaks 3.1.1 only.
@@ -79,6 +81,17 @@ class CardPolicy(_Strict):
     min_collation_tries_left: int = Field(5, ge=1, le=10)
 
 
+class Clock(_Strict):
+    """How the kiosk decides that its clock may judge certificate dates (see hal/clock.py).
+
+    ``auto``: ask timedatectl/chronyc where they can answer, else the sanity window; ``ntp``: the
+    OS must say "synchronised"; ``window``: only ``not_before`` ≤ today < ``not_before`` + 30 years.
+    """
+
+    source: Literal["auto", "ntp", "window"] = "auto"
+    not_before: dt.date = DEFAULT_NOT_BEFORE
+
+
 class Config(_Strict):
     site_id: Identifier = "demo-clinic"
     reader_id: Identifier = "reader-01"
@@ -88,6 +101,7 @@ class Config(_Strict):
     broker: Broker = Broker()
     timeouts: Timeouts = Timeouts()
     card: CardPolicy = CardPolicy()
+    clock: Clock = Clock()
 
 
 def _describe(error: dict) -> str:

@@ -10,7 +10,7 @@ __all__ = [
     "UketsukeError", "HalError", "CardRemoved", "LinkTimeout",
     "ConfigError", "CardError", "NotMyNumberCard", "ReadError", "SecurityStatusNotSatisfied",
     "WrongPin", "PinBlocked", "CollationRefused", "FaceError", "ModelError", "LinkError",
-    "MessageError",
+    "MessageError", "OutboxError", "CommandRefused",
 ]
 
 
@@ -68,3 +68,11 @@ class LinkError(UketsukeError, ConnectionError):
 
 class MessageError(UketsukeError, ValueError):
     """A message on the link failed validation (broken JSON, wrong schema)."""
+
+
+class OutboxError(LinkError, OSError):
+    """The outbox database cannot be opened or written (read-only SD card, disk full, corrupt file)."""
+
+
+class CommandRefused(UketsukeError, ValueError):
+    """A terminal command the kiosk will not run now; its message (our words, never the sender's) is replied."""

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import abc
 import enum
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from hal.errors import HalError
+from hal.errors import DeviceError, HalError
+
+log = logging.getLogger(__name__)
 
 
 class Device(abc.ABC):
@@ -114,6 +117,8 @@ class CardReader(Device):
         self.when_card_removed: RemovalHandler | None = None
         #: Called with the HalError when the reader itself is lost, and with None when it is back.
         self.when_reader_changed: Callable[[HalError | None], None] | None = None
+        #: Called with the exception when one of the listeners above raised (the watcher goes on).
+        self.when_listener_failed: Callable[[Exception], None] | None = None
         self._watcher: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -154,36 +159,69 @@ class CardReader(Device):
             self._watcher = None
 
     def _watch_loop(self) -> None:
+        """Poll for cards until stopped. Nothing a backend or a listener raises ends this thread.
+
+        A HalError means the reader is gone: ``when_reader_changed(error)`` once, then a retry of
+        ``start()`` every ``retry_interval_s`` until it is back (``when_reader_changed(None)``). Any
+        other exception from the backend is a backend bug that must not look like "no card": it is
+        logged with its traceback and handled as a lost reader (wrapped in :class:`DeviceError`), so
+        the kiosk goes out of service and staff hear of it. An exception in a ``when_*`` listener is
+        logged and handed to ``when_listener_failed``; the watcher goes on.
+        """
         lost: HalError | None = None
-        while not self._stop.is_set():
-            try:
+        try:
+            while not self._stop.is_set():
+                try:
+                    if lost is not None:
+                        self.start()
+                    link = self.wait_for_card(self.poll_interval_s)
+                except Exception as exc:
+                    if not isinstance(exc, HalError):
+                        log.exception("reader backend %s raised a non-HAL error", self.spec)
+                        exc = DeviceError(f"the reader backend failed unexpectedly ({type(exc).__name__})")
+                    if lost is None:
+                        self._call_listener(self.when_reader_changed, exc)
+                    lost = exc
+                    self._stop.wait(self.retry_interval_s)
+                    continue
                 if lost is not None:
-                    self.start()
-                link = self.wait_for_card(self.poll_interval_s)
-            except HalError as exc:  # the reader is gone: say so once, retry until it is back
-                if lost is None and self.when_reader_changed:
-                    self.when_reader_changed(exc)
-                lost = exc
-                self._stop.wait(self.retry_interval_s)
-                continue
-            if lost is not None:
-                lost = None
-                if self.when_reader_changed:
-                    self.when_reader_changed(None)
-            if link is None:
-                continue
-            if self.when_card_presented:
-                self.when_card_presented(link)
-            while not self._stop.is_set() and self._card_still_present():
-                self._stop.wait(self.poll_interval_s)
-            link.close()
-            if not self._stop.is_set() and self.when_card_removed:
-                self.when_card_removed()
+                    lost = None
+                    self._call_listener(self.when_reader_changed, None)
+                if link is None:
+                    continue
+                self._call_listener(self.when_card_presented, link)
+                while not self._stop.is_set() and self._card_still_present():
+                    self._stop.wait(self.poll_interval_s)
+                try:
+                    link.close()
+                except Exception:
+                    log.exception("closing the card link failed")
+                if not self._stop.is_set():
+                    self._call_listener(self.when_card_removed)
+        finally:
+            if not self._stop.is_set():  # only a BaseException gets here: say so before the thread ends
+                log.critical("the card watcher of %s stopped unexpectedly", self.spec)
+                self._call_listener(self.when_reader_changed, DeviceError("the card watcher stopped unexpectedly"))
+
+    def _call_listener(self, listener, *args) -> None:
+        if listener is None:
+            return
+        try:
+            listener(*args)
+        except Exception as exc:
+            log.exception("a card reader listener failed")
+            if self.when_listener_failed is not None and listener is not self.when_listener_failed:
+                try:
+                    self.when_listener_failed(exc)
+                except Exception:
+                    log.exception("when_listener_failed failed too")
 
     def _card_still_present(self) -> bool:
         try:
             return self.is_card_present()
-        except HalError:  # a reader lost with a card on it: the card is gone too
+        except Exception as exc:  # a reader lost with a card on it: the card is gone too
+            if not isinstance(exc, HalError):
+                log.exception("reader backend %s raised a non-HAL error while polling", self.spec)
             return False
 
     def close(self) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import typer
@@ -32,29 +35,39 @@ def register(app: typer.Typer) -> None:
         screenshots: Path = typer.Option(Path("screenshots"), help="Where headless screenshots go."),
         log_json: bool = typer.Option(False, help="JSON log lines instead of journald text."),
         debug: list[str] = typer.Option([], help="Enable DEBUG for one logger (repeatable)."),
+        checkins: int | None = typer.Option(None, min=1, help="Headless: play N scripted check-ins with the "
+                                            "configured simulated devices, exit once the terminal acknowledged "
+                                            "them all, print one JSON line."),
+        timeout: float = typer.Option(300.0, min=1, help="With --checkins: how long to wait for the acks (s)."),
     ) -> None:
         """Start the kiosk."""
         configure("INFO", json_lines=log_json, debug_modules=debug)
         cfg = load_config(config)
-        headless = headless or _no_display()
+        headless = headless or _no_display() or checkins is not None
         if headless:
             os.environ["SDL_VIDEODRIVER"] = "dummy"
         os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
         from firmware.app import Kiosk
-        from ui.demo import Demo, demo_card_profile, scripted_check_in
+        from ui.demo import Demo, demo_card_profile, play_check_ins, scripted_check_in
         from ui.window import KioskWindow
 
-        demo_env = Demo(cfg) if demo or cfg.broker.embedded else None
+        demo_env = Demo(cfg, isolate=demo) if demo or cfg.broker.embedded else None
         if demo_env is not None:
             cfg = demo_env.start(printer=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
-        card = demo_card_profile(cfg.data_dir) if demo else None
+        cards_dir = Path(tempfile.mkdtemp(prefix="uketsuke-cards-")) if demo or checkins else None
+        card = demo_card_profile(cards_dir) if cards_dir else None
         kiosk = Kiosk(cfg)
         kiosk.start()
         window = KioskWindow(kiosk, fullscreen=fullscreen, demo_card=card)
+        failed = False
         try:
-            if headless and demo:
+            if checkins is not None:
+                counts = play_check_ins(kiosk, card, checkins, timeout)
+                print(json.dumps(counts), flush=True)
+                failed = counts["acknowledged"] < checkins
+            elif headless and demo:
                 shots = scripted_check_in(kiosk, window, demo_env.terminal, card, screenshots)
                 console.print("headless demo: a check-in was played; screenshots:")
                 for shot in shots:
@@ -66,8 +79,15 @@ def register(app: typer.Typer) -> None:
                 if card is not None:
                     console.print("demo: press C to tap the demo card, R to remove it, Esc to quit")
                 window.run()
+        except RuntimeError as exc:  # a scripted step that did not happen: one line, not a traceback
+            console.print(f"uketsuke: error: {exc}")
+            failed = True
         finally:
             window.close()
             kiosk.stop()
             if demo_env is not None:
                 demo_env.stop()
+            if cards_dir is not None:
+                shutil.rmtree(cards_dir, ignore_errors=True)
+        if failed:
+            raise typer.Exit(1)

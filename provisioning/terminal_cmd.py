@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
+from enum import StrEnum
+from pathlib import Path
 
 import typer
 from rich.console import Console
 
-from firmware.config import Broker
+from firmware.config import Broker, load_config
 from firmware.link.schemas import CommandName
 from terminal.app import ReferenceTerminal
 
@@ -16,48 +19,82 @@ app = typer.Typer(no_args_is_help=True)
 console = Console()
 
 
+class Protocol(StrEnum):
+    v5 = "5"
+    v311 = "3.1.1"
+
+
+def _broker(config: Path | None, host: str | None, port: int | None, protocol: Protocol | None) -> tuple[Broker, str]:
+    """The broker (and the config's site) from ``--config``, with any flag given overriding it."""
+    cfg = load_config(config) if config else None
+    base = cfg.broker if cfg else Broker()
+    update = {key: value for key, value in (("host", host), ("port", port),
+                                            ("protocol", protocol.value if protocol else None)) if value is not None}
+    broker = Broker.model_validate(base.model_dump() | update)
+    return broker, (cfg.site_id if cfg else "")
+
+
 @app.command()
 def listen(
-    host: str = typer.Option("127.0.0.1"),
-    port: int = typer.Option(1883),
-    site: str = typer.Option("+", help="Site id to follow ('+' = every site)."),
-    protocol: str = typer.Option("5", help="MQTT protocol: 5 or 3.1.1"),
-    count: int = typer.Option(0, help="Exit after this many results (0 = run until Ctrl-C)."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="Take broker and site from this config.toml."),
+    host: str | None = typer.Option(None, help="Broker host (default 127.0.0.1)."),
+    port: int | None = typer.Option(None, min=1, max=65535, help="Broker port (default 1883)."),
+    site: str | None = typer.Option(None, help="Site id to follow ('+' = every site; default: the config's, or '+')."),
+    protocol: Protocol | None = typer.Option(None, help="MQTT protocol (default 5)."),
+    count: int = typer.Option(0, min=0, help="Exit once this many unique results arrived (0 = until Ctrl-C)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON line {checkins, acknowledged, pending} at exit."),
+    name: str = typer.Option("listen", help="Stable client-id part: the broker keeps this terminal's session "
+                                            "(and results sent while it is away) under it."),
 ) -> None:
-    """Show every reader's status and results as they arrive."""
-    terminal = ReferenceTerminal(Broker(host=host, port=port, protocol=protocol), site=site,
-                                 printer=lambda line: console.print(line, markup=False, highlight=False))
+    """Show every reader's status and results as they arrive, acknowledging each result."""
+    broker, config_site = _broker(config, host, port, protocol)
+    site = site or config_site or "+"
+    printer = None if as_json else (lambda line: console.print(line, markup=False, highlight=False))
+    terminal = ReferenceTerminal(broker, site=site, printer=printer, name=name)
     terminal.start()
-    if not terminal.wait_connected(10):
-        console.print(f"waiting for the broker at {host}:{port} …")
+    if not terminal.wait_connected(10) and not as_json:
+        console.print(f"waiting for the broker at {broker.host}:{broker.port} …")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def all_arrived(view) -> bool:
+        ids = {r.id for r in view.results}
+        return bool(count) and len(ids) >= count and ids <= view.acknowledged
+
     try:
-        while not stop.is_set():
-            if count and len(terminal.view.results) >= count:
-                break
-            stop.wait(0.2)
+        while not stop.is_set() and not terminal.wait_for(all_arrived, 0.2):
+            pass
     except KeyboardInterrupt:
         pass
     finally:
         terminal.stop()
+    if as_json:
+        with terminal.locked():
+            ids = {r.id for r in terminal.view.results}
+            acknowledged = len(ids & terminal.view.acknowledged)
+        print(json.dumps({"checkins": len(ids), "acknowledged": acknowledged, "pending": len(ids) - acknowledged}),
+              flush=True)
 
 
 @app.command()
 def send(
     reader: str = typer.Argument(..., help="Reader id"),
     command: CommandName = typer.Argument(...),
-    site: str = typer.Option("demo-clinic"),
-    host: str = typer.Option("127.0.0.1"),
-    port: int = typer.Option(1883),
-    protocol: str = typer.Option("5"),
+    config: Path | None = typer.Option(None, "--config", "-c", help="Take broker and site from this config.toml."),
+    site: str | None = typer.Option(None, help="Site id (default: the config's, or demo-clinic)."),
+    host: str | None = typer.Option(None),
+    port: int | None = typer.Option(None, min=1, max=65535),
+    protocol: Protocol | None = typer.Option(None),
     language: str = typer.Option("", help="For set_language."),
 ) -> None:
     """Send one staff command to a reader and print its reply."""
-    terminal = ReferenceTerminal(Broker(host=host, port=port, protocol=protocol), site=site)
+    broker, config_site = _broker(config, host, port, protocol)
+    site = site or config_site or "demo-clinic"
+    terminal = ReferenceTerminal(broker, site=site, name=None)  # its own random client id, no session
     terminal.start()
     if not terminal.wait_connected(10):
-        raise typer.BadParameter(f"broker {host}:{port} unreachable")
+        terminal.stop()
+        raise typer.BadParameter(f"broker {broker.host}:{broker.port} unreachable")
     args = {"language": language} if language else {}
     sent = terminal.send_command(site, reader, command, **args)
     if terminal.wait_for(lambda view: any(r.id == sent.id for r in view.replies), 10):

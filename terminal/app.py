@@ -1,24 +1,35 @@
 """The reference eligibility terminal: listens to every reader of a site and shows what arrives.
 
 It stands in for the clinic's 資格確認端末 in demos and tests. It validates each payload with the
-same pydantic contracts as the kiosk (a broken message is reported, never crashes it), and prints
-one line per result. Staff commands (start, cancel, visual_ok, …) go out with :meth:`send_command`.
+same pydantic contracts as the kiosk, after the same size and depth limits (a broken or hostile
+message is reported, never crashes it), and prints one line per result. Each result is recorded,
+then acknowledged on the reader's ``ack`` topic — the kiosk deletes a result only then — and a
+resent duplicate is acknowledged again but recorded once.
+
+The listening terminal keeps a persistent session (MQTT 5 session expiry, or a 3.1.1 session
+without clean start) under a stable client id, so results published while it is offline wait for
+it at the broker. Staff commands (start, cancel, visual_ok, …) go out with :meth:`send_command`.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from firmware.card.certificate import AuthCertificate, CertificateError
 from firmware.config import Broker
 from firmware.errors import MessageError
+from firmware.link.limits import MAX_RESULT_BYTES, MAX_SMALL_BYTES
 from firmware.link.schemas import (
     TOPIC_ROOT,
+    AckMessage,
     Command,
     CommandName,
     EventMessage,
@@ -43,6 +54,8 @@ class TerminalView:
     events: list[EventMessage] = field(default_factory=list)
     replies: list[Reply] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    acknowledged: set[str] = field(default_factory=set)  # result ids we have acked at least once
+    problems: dict[str, list[str]] = field(default_factory=dict)  # site/reader → its problem lines
 
 
 def describe_result(result: ResultMessage) -> str:
@@ -58,24 +71,47 @@ def describe_result(result: ResultMessage) -> str:
             f"cert={result.cert_status.value} subject={subject}{score} id={result.id}")
 
 
+#: How long the broker keeps a listening terminal's session (and its queued results) while it is away.
+SESSION_EXPIRY_S = 7 * 24 * 3600
+
+
 class ReferenceTerminal:
-    def __init__(self, broker: Broker, site: str = "+", printer: Callable[[str], None] | None = None):
+    """A terminal for ``site`` (``+`` = every site).
+
+    Args:
+        name: the stable part of the client id of a listening terminal (one persistent session per
+            name); None makes a throwaway client (``terminal send``) with a random id and no session.
+    """
+
+    def __init__(self, broker: Broker, site: str = "+", printer: Callable[[str], None] | None = None,
+                 name: str | None = "listen"):
         self.broker = broker
         self.site = site
         self.view = TerminalView()
         self.printer = printer
         self._seen_ids: set[str] = set()
         self._changed = threading.Condition()
-        protocol = mqtt.MQTTv5 if broker.protocol == "5" else mqtt.MQTTv311
-        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"uketsuke-terminal-{site}".replace("+", "all"),
-                                   protocol=protocol)
+        self._v5 = broker.protocol == "5"
+        self.persistent = name is not None
+        label = site.replace("+", "all")
+        client_id = f"uketsuke-terminal-{label}-{name}" if name else f"uketsuke-terminal-{label}-{uuid.uuid4().hex[:8]}"
+        kwargs = {} if self._v5 else {"clean_session": not self.persistent}
+        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                                   protocol=mqtt.MQTTv5 if self._v5 else mqtt.MQTTv311, **kwargs)
         self._client.reconnect_delay_set(min_delay=1, max_delay=10)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._connected = threading.Event()
 
     def start(self) -> None:
-        self._client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s)
+        options = {}
+        if self._v5:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.MaximumPacketSize = 2 * MAX_RESULT_BYTES
+            if self.persistent:
+                properties.SessionExpiryInterval = SESSION_EXPIRY_S
+            options = {"clean_start": not self.persistent, "properties": properties}
+        self._client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s, **options)
         self._client.loop_start()
 
     def stop(self) -> None:
@@ -89,6 +125,10 @@ class ReferenceTerminal:
         """Block until ``predicate(view)`` holds (tests, scripted demos)."""
         with self._changed:
             return self._changed.wait_for(lambda: predicate(self.view), timeout_s)
+
+    def locked(self):
+        """``with terminal.locked():`` read the view while no message changes it."""
+        return self._changed
 
     def send_command(self, site: str, reader: str, name: CommandName, **args) -> Command:
         command = Command(cmd=name, args=args)
@@ -108,32 +148,54 @@ class ReferenceTerminal:
         self._connected.set()
 
     def _on_message(self, client, userdata, message) -> None:
+        """paho's thread: limits, parse, record, ack. No lock of ours is held across the ack publish."""
         parts = message.topic.split("/")
         leaf = parts[-1]
         model = _MODELS.get(leaf)
         if model is None or len(parts) != 5:
             return
+        site, reader = parts[2][:64], parts[3][:64]
         try:
-            parsed = parse(model, message.payload)
+            parsed = parse(model, message.payload, MAX_RESULT_BYTES if leaf == "result" else MAX_SMALL_BYTES)
         except MessageError as exc:
-            self.view.errors.append(f"{message.topic}: {exc}")
-            self._say(f"[{parts[2]}/{parts[3]}] rejected a malformed {leaf}: {exc}")
-        else:
-            self._record(parts[2], parts[3], parsed)
-        with self._changed:
+            parsed, error = None, exc
+        with self._changed:  # the view changes under this lock only; paho is called after it
+            if parsed is None:
+                self.view.errors.append(f"{site}/{reader}/{leaf}: {error}")
+                line = f"[{site}/{reader}] rejected a malformed {leaf}: {error}"
+                ack = None
+            else:
+                ack, line = self._record(site, reader, parsed)
             self._changed.notify_all()
+        if line:
+            self._say(line)
+        if ack is not None:
+            self._client.publish(topic(site, reader, "ack"), AckMessage(id=ack).to_json(), qos=1)
+            with self._changed:
+                self.view.acknowledged.add(ack)
+                self._changed.notify_all()
 
-    def _record(self, site: str, reader: str, parsed) -> None:
+    def _record(self, site: str, reader: str, parsed) -> tuple[str | None, str | None]:
+        """Keep what arrived (under ``_changed``): the result id to acknowledge, and a line to print."""
         if isinstance(parsed, ResultMessage):
-            if parsed.id in self._seen_ids:  # a resend after reconnect: already handled
-                return
+            if (parsed.site, parsed.reader) != (site, reader):
+                self.view.errors.append(f"{site}/{reader}/result: names another reader")
+                return None, f"[{site}/{reader}] rejected a result that names another reader"
+            if parsed.id in self._seen_ids:  # a resend: handled already, but acknowledged again
+                return parsed.id, None
             self._seen_ids.add(parsed.id)
             self.view.results.append(parsed)
-            self._say(describe_result(parsed))
-        elif isinstance(parsed, StatusMessage):
-            self.view.statuses[f"{site}/{reader}"] = parsed.state
-            self._say(f"[{site}/{reader}] {parsed.state}")
+            return parsed.id, describe_result(parsed)
+        line = None
+        if isinstance(parsed, StatusMessage):
+            key = f"{site}/{reader}"
+            if self.view.statuses.get(key) != parsed.state or self.view.problems.get(key) != parsed.problems:
+                problems = f" problems: {'; '.join(parsed.problems)}" if parsed.problems else ""
+                line = f"[{key}] {parsed.state}{problems}"
+            self.view.statuses[key] = parsed.state
+            self.view.problems[key] = list(parsed.problems)
         elif isinstance(parsed, EventMessage):
             self.view.events.append(parsed)
         elif isinstance(parsed, Reply):
             self.view.replies.append(parsed)
+        return None, line

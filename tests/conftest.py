@@ -32,10 +32,11 @@ def mosquitto(tmp_path_factory):
 
 @pytest.fixture
 def no_thread_leaks():
-    """Fail a test that leaves non-daemon threads running (a kiosk must stop cleanly)."""
+    """Fail a test that leaves threads running, daemon threads included (a kiosk must stop cleanly:
+    a daemon thread left behind is a watcher, sender or worker that ``stop()`` forgot)."""
     before = set(threading.enumerate())
     yield
-    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
+    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
     for thread in leaked:
         thread.join(timeout=2)
     leaked = [t.name for t in leaked if t.is_alive()]

@@ -1,9 +1,18 @@
-"""The demo around the kiosk: an embedded broker, the reference terminal, a virtual demo card, and
-the scripted headless check-in that ``make run`` plays where there is no display."""
+"""The demo around the kiosk: an embedded broker, the reference terminal, a virtual demo card, the
+scripted headless check-in that ``make run`` plays where there is no display, and the N scripted
+check-ins of ``uketsuke run --headless --checkins N``.
+
+``--demo`` never touches a configured data dir or reader id: it runs in a temporary data dir under
+its own site and reader ids, against its own embedded broker, so a technician who tries the demo
+with the production ``config.toml`` cannot flush real pending results into a demo broker (where they
+would be acknowledged and deleted) or publish a fake result under a real reader's name.
+"""
 
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,12 +24,14 @@ from terminal.app import ReferenceTerminal
 
 log = logging.getLogger(__name__)
 
+DEMO_SITE, DEMO_READER = "demo-clinic", "demo-reader"
 
-def demo_card_profile(data_dir: Path, kind: str = "card") -> Path:
-    """A virtual card for the demo, made once under ``data_dir/demo-cards`` (a fictitious person)."""
+
+def demo_card_profile(directory: Path, kind: str = "card") -> Path:
+    """A virtual card for the demo, made once under ``directory/demo-cards`` (a fictitious person)."""
     from hal.sim.card.generator import make_profile
 
-    target = data_dir / "demo-cards" / kind
+    target = directory / "demo-cards" / kind
     if not (target / "card.toml").is_file():
         make_profile(target, kind=kind)
     return target
@@ -28,25 +39,34 @@ def demo_card_profile(data_dir: Path, kind: str = "card") -> Path:
 
 @dataclass
 class Demo:
-    """Embedded broker + terminal for a demo kiosk; the kiosk's config is rewritten to use them."""
+    """Embedded broker + terminal for a demo kiosk; the kiosk's config is rewritten to use them.
+
+    ``isolate`` (``--demo``) also swaps in a temporary data dir and the demo site/reader ids; a
+    config with ``broker.embedded = true`` alone keeps its own.
+    """
 
     config: Config
+    isolate: bool = True
     broker: EmbeddedBroker | None = None
     terminal: ReferenceTerminal | None = None
     lines: list[str] = field(default_factory=list)
+    workdir: Path | None = None
 
     def start(self, printer=print) -> Config:
         port = free_port()
         self.broker = EmbeddedBroker("127.0.0.1", port)
         self.broker.start()
-        broker_cfg = Broker(host="127.0.0.1", port=port, embedded=True, protocol="3.1.1")
-        self.config = self.config.model_copy(update={"broker": broker_cfg})
+        update: dict = {"broker": Broker(host="127.0.0.1", port=port, embedded=True, protocol="3.1.1")}
+        if self.isolate:
+            self.workdir = Path(tempfile.mkdtemp(prefix="uketsuke-demo-"))
+            update |= {"data_dir": self.workdir / "var", "site_id": DEMO_SITE, "reader_id": DEMO_READER}
+        self.config = self.config.model_copy(update=update)
 
         def show(line: str) -> None:
             self.lines.append(line)
             printer(f"terminal: {line}")
 
-        self.terminal = ReferenceTerminal(broker_cfg, printer=show)
+        self.terminal = ReferenceTerminal(self.config.broker, site=self.config.site_id, printer=show)
         self.terminal.start()
         self.terminal.wait_connected(5)
         return self.config
@@ -56,6 +76,8 @@ class Demo:
             self.terminal.stop()
         if self.broker:
             self.broker.stop()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def wait_for_state(kiosk: Kiosk, state: str, timeout_s: float) -> bool:
@@ -87,3 +109,34 @@ def scripted_check_in(kiosk: Kiosk, window, terminal: ReferenceTerminal, card: P
         raise RuntimeError("kiosk did not return to idle after the card was removed")
     shots.append(window.screenshot(out_dir / "03-idle-again.png"))
     return shots
+
+
+def play_check_ins(kiosk: Kiosk, card: Path, count: int, timeout_s: float) -> dict[str, int]:
+    """Tap and remove ``card`` ``count`` times, then wait until the terminal acknowledged them all.
+
+    Returns ``{"checkins", "acknowledged", "pending"}``: check-ins that reached ``done``, results of
+    this run the terminal acknowledged, and results still waiting (from this run or an earlier one).
+
+    Raises:
+        RuntimeError: the reader is not a simulated one, or a check-in did not complete in time.
+    """
+    if not hasattr(kiosk.reader, "present"):
+        raise RuntimeError(f"--checkins needs the simulated reader (devices.nfc = \"sim\"), not {kiosk.reader.spec!r}")
+    step_s = kiosk.config.timeouts.card_read_s + 10
+    done = 0
+    for number in range(1, count + 1):
+        if not wait_for_state(kiosk, "idle", step_s):
+            raise RuntimeError(f"check-in {number}: the kiosk is {kiosk.flow.state_id!r}, not idle "
+                               f"(problems: {'; '.join(kiosk.problems) or 'none'})")
+        kiosk.reader.present(card)
+        if not wait_for_state(kiosk, "done", step_s):
+            raise RuntimeError(f"check-in {number} did not complete: the kiosk is {kiosk.flow.state_id!r}")
+        done += 1
+        kiosk.reader.remove()
+    first = len(kiosk.services.result_ids) - done
+    ours = list(kiosk.services.result_ids)[first:]
+    deadline = time.monotonic() + timeout_s
+    while kiosk.link.acknowledged_among(ours) < len(ours) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    kiosk.link.wait_flushed(max(0.0, deadline - time.monotonic()))
+    return {"checkins": done, "acknowledged": kiosk.link.acknowledged_among(ours), "pending": kiosk.link.pending}

@@ -29,6 +29,7 @@ class ScreenView:
     """Everything a screen may show: derived from the flow state and session, nothing personal."""
 
     state: str
+    token: tuple | None = None  # the flow's (session, entry) when this view was taken
     language: str = "ja"
     error_kind: str = ""
     error_lineage: tuple[str, ...] = ()
@@ -53,10 +54,16 @@ class ScreenRenderer:
         self.small_font = pygame.freetype.Font(path, 18)
         self.buttons: list[Button] = []
 
-    def _centre(self, surface, font, text: str, y: int, colour) -> None:
+    def _centre(self, surface, font, text: str, y: int, colour, margin: int = 24) -> None:
+        """Draw ``text`` centred at ``y``, at a smaller size if it would not fit between the margins."""
+        size = font.size
         rect = font.get_rect(text)
+        width = SIZE[0] - 2 * margin
+        if rect.width > width:
+            size = max(10, int(font.size * width / rect.width))
+            rect = font.get_rect(text, size=size)
         rect.midtop = (SIZE[0] // 2, y)
-        font.render_to(surface, rect, text, colour)
+        font.render_to(surface, rect, text, colour, size=size)
 
     def _button(self, surface, event: str, rect: pygame.Rect, language: str) -> None:
         primary, secondary = bilingual(BUTTONS[event], language)

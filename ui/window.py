@@ -21,11 +21,16 @@ log = logging.getLogger(__name__)
 
 
 def view_of(kiosk: Kiosk) -> ScreenView:
-    """What the screen shows now, derived from the flow (no personal data crosses this line)."""
-    session = kiosk.flow.session
+    """What the screen shows now, derived from the flow (no personal data crosses this line).
+
+    Read from the UI thread without stopping the flow: each field is one attribute read, and the
+    token tells the flow thread which state entry a touch on this screen was meant for.
+    """
+    flow = kiosk.flow
+    session = flow.session
     card = session.card
     return ScreenView(
-        state=kiosk.flow.state_id, language=kiosk.flow.language, error_kind=session.error_kind,
+        state=flow.state_id, token=flow.token, language=flow.language, error_kind=session.error_kind,
         error_lineage=session.error_lineage,
         card_kind=card.token_kind if card else "", cert_status=card.cert_status if card else "",
         problems=tuple(kiosk.problems),
@@ -43,13 +48,15 @@ class KioskWindow:
         self.renderer = ScreenRenderer()
         self.clock = pygame.time.Clock()
         self.running = False
+        self.shown: ScreenView | None = None  # the view last drawn: touches belong to it
 
     @property
     def headless(self) -> bool:
         return os.environ.get("SDL_VIDEODRIVER") == "dummy"
 
     def draw(self) -> None:
-        self.renderer.render(self.surface, view_of(self.kiosk))
+        self.shown = view_of(self.kiosk)
+        self.renderer.render(self.surface, self.shown)
         pygame.display.flip()
 
     def screenshot(self, path: Path) -> Path:
@@ -63,6 +70,8 @@ class KioskWindow:
         if event.type == pygame.QUIT or (event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE):
             self.running = False
         elif event.type in (pygame.MOUSEBUTTONDOWN, pygame.FINGERDOWN):
+            if event.type == pygame.MOUSEBUTTONDOWN and getattr(event, "touch", False):
+                return  # SDL's mouse copy of a touch we handle as FINGERDOWN: acting on both counts it twice
             if event.type == pygame.FINGERDOWN:
                 position = (int(event.x * SIZE[0]), int(event.y * SIZE[1]))
             else:
@@ -75,14 +84,21 @@ class KioskWindow:
                 self.kiosk.reader.remove()
 
     def touch(self, event_name: str | None) -> None:
-        """A button was pressed: screens emit events, the kiosk decides."""
+        """A button was pressed: screens emit events, the kiosk decides (on its flow thread)."""
+        token = self.shown.token if self.shown is not None else None
         if event_name == "cancel":
-            self.kiosk.post("cancel")
+            self.kiosk.post("cancel", token)
         elif event_name == "language":
             languages = available_languages()
-            current = self.kiosk.flow.language
-            following = languages[(languages.index(current) + 1) % len(languages)] if current in languages else "ja"
-            self.kiosk.flow.language = self.kiosk.flow.session.language = following
+
+            def next_language(flow) -> None:
+                if token is not None and flow.token != token:
+                    return  # the screen changed under the finger
+                current = flow.language
+                following = languages[(languages.index(current) + 1) % len(languages)] if current in languages else "ja"
+                flow.language = flow.session.language = following
+
+            self.kiosk.runner.call(next_language)
 
     def run(self, max_frames: int | None = None) -> None:
         """The main loop at 30 fps until closed (or ``max_frames``, for tests)."""

@@ -1,12 +1,23 @@
-"""The walking skeleton's card step: what the flow needs from a tapped card, read in one go."""
+"""What the flow needs from a tapped card, read in one go, and the record it is kept in."""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from firmware.card.mynumber import MyNumberCard
-from firmware.flow.session import CardFacts
 from hal.contracts import CardLink
+
+
+@dataclass
+class CardFacts:
+    """What the card layer read: enough for the result message and the screens, no personal data."""
+
+    token_kind: str  # firmware.card.jpki.TokenKind value: card | face-only | android | iphone
+    cert_der: bytes
+    cert_status: str  # valid | expiring | grace | unusable
+    subject: str = ""
+    not_after: str = ""
 
 
 def read_card_facts(link: CardLink, now: dt.datetime) -> CardFacts:

@@ -1,33 +1,44 @@
 """What one check-in knows, and how it is forgotten.
 
 A session lives from a card tap to the return to idle. ``wipe()`` zeroes every buffer that could
-hold a face (frames, the card photo) in place — callers that kept a view see zeros — and drops the
-certificate, so nothing of the patient outlives the visit in memory.
+hold a face (frames, the card photo) or a secret (PIN digits, 照合番号B) in place — callers that
+kept a view see zeros — and drops the certificate, so nothing of the patient outlives the visit in
+memory.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
+from firmware.card.summary import CardFacts
+from firmware.secrets import SecretBuffer
 
-@dataclass
-class CardFacts:
-    """What the card layer read: enough for the result message and the screens, no personal data."""
+__all__ = ["CardFacts", "CheckInSession", "Token"]
 
-    token_kind: str  # firmware.card.jpki.TokenKind value: card | face-only | android | iphone
-    cert_der: bytes
-    cert_status: str  # valid | expiring | grace | unusable
-    subject: str = ""
-    not_after: str = ""
+PIN_DIGITS = 4  # the JPKI user-authentication PIN
+COLLATION_B_DIGITS = 14  # birth date (era YYMMDD) + expiry year + security code
+
+
+class Token(NamedTuple):
+    """Which visit, and which entry into a state of it, an event belongs to.
+
+    Work started in a state (a card read, a timeout, a screen's button) carries the token of that
+    state entry; the flow thread drops it if the visit or the state has moved on since.
+    """
+
+    session: str
+    entry: int
 
 
 @dataclass
 class CheckInSession:
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     language: str = "ja"
+    tap: int | None = None  # the card presentation this visit belongs to (the reader's tap count)
     proxy: bool = False
     card: CardFacts | None = None
     method: str = "none"
@@ -37,6 +48,8 @@ class CheckInSession:
     face_threshold: float | None = None
     consent: dict[str, bool] = field(default_factory=dict)
     buffers: list[np.ndarray] = field(default_factory=list)
+    pin: SecretBuffer = field(default_factory=lambda: SecretBuffer(PIN_DIGITS), repr=False)
+    collation_b: SecretBuffer = field(default_factory=lambda: SecretBuffer(COLLATION_B_DIGITS), repr=False)
 
     def hold(self, buffer: np.ndarray) -> np.ndarray:
         """Register a frame or photo so :meth:`wipe` zeroes it; returns it for chaining."""
@@ -44,11 +57,13 @@ class CheckInSession:
         return buffer
 
     def wipe(self) -> None:
-        """Zero every held buffer in place and forget everything read from the card."""
+        """Zero every held buffer and secret in place and forget everything read from the card."""
         for buffer in self.buffers:
             if buffer.flags.writeable:
                 buffer.fill(0)
         self.buffers.clear()
+        self.pin.wipe()
+        self.collation_b.wipe()
         self.card = None
         self.face_score = self.face_threshold = None
         self.consent = {}

@@ -1,23 +1,43 @@
 """The kiosk's side of the link: paho-mqtt, the durable outbox, commands in, replies out.
 
-paho stays inside this package (nothing above sees its return codes). The link never blocks the
-flow: a broker that is down at start or restarts later only delays delivery; results wait in the
-outbox and go out on reconnect.
+Threads (docs/design.md, "Runtime"):
+
+- paho's network thread runs our ``_on_*`` callbacks while it holds paho's own locks, so each
+  callback only puts a tuple on a queue and returns. No lock of ours is ever held across a paho
+  call, and no disk I/O happens on paho's thread.
+- ``link-sender`` owns the outbox and everything about delivery: it writes each result before
+  sending it, resends unacknowledged results after a reconnect and then with backoff, deletes a
+  result only when the terminal's ``ack`` names it, parks a result the broker refuses for good,
+  publishes status and events, and notices another kiosk on our reader id.
+- ``link-commands`` checks, parses and runs the terminal's commands and publishes the replies, so a
+  slow command never delays delivery and a hostile one never reaches paho's thread.
+
+paho stays inside this package (nothing above sees its return codes). A broker that is down at
+start or restarts later only delays delivery; results wait in the outbox (or, while the outbox
+cannot be written, in memory, with a blocking problem reported) and go out on reconnect.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import secrets
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from firmware.config import Broker
-from firmware.errors import MessageError
+from firmware.errors import CommandRefused, MessageError, OutboxError
+from firmware.link.limits import MAX_COMMAND_BYTES, MAX_SMALL_BYTES
 from firmware.link.outbox import Outbox
 from firmware.link.schemas import (
+    AckMessage,
     Command,
     EventMessage,
     Reply,
@@ -31,27 +51,62 @@ from firmware.link.schemas import (
 log = logging.getLogger(__name__)
 
 CommandHandler = Callable[[Command], dict[str, Any] | None]
+#: ``report(key, text, blocking)`` sets a staff-visible problem; ``text=None`` clears it.
+Reporter = Callable[[str, str | None, bool], None]
+
+#: PUBACK reason codes that will not change on a resend: the result is parked, not retried.
+_PERMANENT_REFUSALS = {0x80, 0x83, 0x87, 0x90, 0x93, 0x95, 0x99}
+_STOP = ("stop",)
 
 
 class KioskLink:
-    """Publishes status, events and results for one reader; receives the terminal's commands."""
+    """Publishes status, events and results for one reader; receives acks and the terminal's commands."""
+
+    #: First resend of an unacknowledged result after this long; doubles up to ``resend_max_s``.
+    resend_min_s = 2.0
+    resend_max_s = 30.0
+    #: Retry of an outbox write that failed (read-only or full SD card), doubling up to 30 s.
+    write_retry_min_s = 1.0
+    #: Commands waiting beyond this many are dropped (a flood must not grow memory).
+    max_queued_commands = 32
 
     def __init__(self, site: str, reader: str, broker: Broker, outbox: Outbox,
-                 on_command: CommandHandler | None = None, software: str = ""):
+                 on_command: CommandHandler | None = None, software: str = "", *,
+                 report: Reporter | None = None):
         self.site, self.reader, self.broker, self.outbox = site, reader, broker, outbox
         self.on_command = on_command
         self.software = software
-        self._inflight: dict[int, str] = {}
-        self._lock = threading.Lock()
+        self.report = report or (lambda key, text, blocking: None)
+        #: Random per process: the client id and the status messages carry it (duplicate reader ids).
+        self.instance = secrets.token_hex(4)
+        self._work: queue.Queue = queue.Queue()
+        self._commands: queue.Queue = queue.Queue(maxsize=self.max_queued_commands)
         self._connected = threading.Event()
         self._stopping = False
         self._flushed = threading.Condition()
-        protocol = mqtt.MQTTv5 if broker.protocol == "5" else mqtt.MQTTv311
+        self._outstanding = 0  # results handed to us and not yet acknowledged or parked
+        self.acknowledged = 0  # results the terminal acknowledged since start
+        self._acked_recent: deque[str] = deque(maxlen=10_000)
+        self._acked_lock = threading.Lock()  # guards _acked_recent only; never held across a paho call
+        self.dropped_commands = 0
+        # Owned by the sender thread only:
+        self._results: dict[str, tuple[str, bytes]] = {}  # outstanding id → (topic, payload)
+        self._unwritten: set[str] = set()  # ids not yet in the outbox (write failed)
+        self._due: dict[str, float] = {}  # id → when to send it next
+        self._backoff: dict[str, float] = {}
+        self._inflight: dict[int, str] = {}  # paho mid → id
+        self._write_retry_at: float | None = None
+        self._write_backoff = self.write_retry_min_s
+        self._problems: list[str] = []
+        self._duplicate_of: str | None = None
+        self._threads: list[threading.Thread] = []
+
+        self._v5 = broker.protocol == "5"
         self._client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=f"uketsuke-{site}-{reader}", protocol=protocol,
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"uketsuke-{site}-{reader}-{self.instance}",
+            protocol=mqtt.MQTTv5 if self._v5 else mqtt.MQTTv311,
         )
-        offline = StatusMessage(reader=reader, state="offline", software=software)
-        self._client.will_set(self.topic("status"), offline.to_json(), qos=1, retain=True)
+        self._client.will_set(self.topic("status"), self._status("offline").to_json(), qos=1, retain=True)
         self._client.reconnect_delay_set(min_delay=1, max_delay=10)
         if broker.username:
             password = broker.password_file.read_text().strip() if broker.password_file else None
@@ -74,17 +129,67 @@ class KioskLink:
     def connected(self) -> bool:
         return self._connected.is_set()
 
+    @property
+    def pending(self) -> int:
+        """Results not yet acknowledged by the terminal (in the outbox or, if it failed, in memory)."""
+        with self._flushed:
+            return self._outstanding
+
+    def acknowledged_among(self, ids) -> int:
+        """How many of ``ids`` the terminal has acknowledged (among the latest 10,000 acks)."""
+        with self._acked_lock:
+            recent = set(self._acked_recent)
+        return sum(1 for message_id in ids if message_id in recent)
+
+    # ------------------------------------------------------------------ life cycle
+
     def start(self) -> None:
-        """Connect in the background; a broker that is down now is retried until it is up."""
-        self._client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s)
+        """Load unacknowledged results, start our threads and connect in the background."""
+        if self.outbox.open_error is not None:
+            self.report("outbox-write", f"results cannot be stored: {self.outbox.open_error}", True)
+            self._write_retry_at = time.monotonic() + self._write_backoff
+        if self.outbox.moved_aside is not None:
+            self.report("outbox", f"the outbox was corrupt and was moved to {self.outbox.moved_aside.name}; "
+                                  "results in it can be recovered by hand", False)
+        try:
+            pending = self.outbox.pending()
+        except OutboxError as exc:
+            pending = []
+            self.report("outbox-write", f"results cannot be stored: {exc}", True)
+            self._write_retry_at = time.monotonic() + self._write_backoff
+        for row in pending:
+            self._results[row.id] = (row.topic, row.payload)
+            self._due[row.id] = 0.0
+        with self._flushed:
+            self._outstanding += len(pending)
+        for name, target in (("link-sender", self._sender_loop), ("link-commands", self._command_loop)):
+            thread = threading.Thread(target=self._supervise, args=(name, target), name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        properties = None
+        if self._v5:
+            properties = Properties(PacketTypes.CONNECT)
+            # mosquitto then never delivers more than this to us: a 40 MB command is dropped at the broker.
+            properties.MaximumPacketSize = 2 * MAX_COMMAND_BYTES + MAX_SMALL_BYTES
+        self._client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s,
+                                   properties=properties)
         self._client.loop_start()
 
     def stop(self) -> None:
-        """Say goodbye (retained offline status), then disconnect. Pending results stay in the outbox."""
+        """Store what is queued, say goodbye (retained offline status), disconnect, end our threads.
+
+        Pending results stay in the outbox for the next start.
+        """
         self._stopping = True
+        self._work.put(_STOP)
+        self._commands.put(None)
+        for thread in self._threads:
+            thread.join(10)
+            if thread.is_alive():
+                log.error("%s did not stop within 10 s", thread.name)
+        self._threads.clear()
         if self.connected:
-            offline = StatusMessage(reader=self.reader, state="offline", software=self.software)
-            info = self._client.publish(self.topic("status"), offline.to_json(), qos=1, retain=True)
+            info = self._client.publish(self.topic("status"), self._status("offline").to_json(), qos=1, retain=True)
             try:
                 info.wait_for_publish(timeout=2)
             except (RuntimeError, ValueError):
@@ -97,83 +202,320 @@ class KioskLink:
         return self._connected.wait(timeout_s)
 
     def wait_flushed(self, timeout_s: float) -> bool:
-        """Block until the outbox is empty (every result acknowledged) or the timeout passes."""
+        """Block until every result handed to the link was acknowledged by the terminal (or parked)."""
         with self._flushed:
-            return self._flushed.wait_for(lambda: len(self.outbox) == 0, timeout_s)
+            return self._flushed.wait_for(lambda: self._outstanding == 0, timeout_s)
 
-    # ------------------------------------------------------------------ publishing
+    # ------------------------------------------------------------------ from any thread (never blocks)
 
     def publish_result(self, result: ResultMessage) -> None:
-        """Store the result durably, then send it if connected (else on reconnect)."""
-        self.outbox.put(result.id, self.topic("result"), result.to_json())
-        if self.connected:
-            self._send(result.id, self.topic("result"), result.to_json())
+        """Hand a result over: the sender stores it durably, then sends it until the terminal acks it."""
+        with self._flushed:
+            self._outstanding += 1
+        self._work.put(("result", result.id, self.topic("result"), result.to_json()))
 
     def publish_event(self, state: str, detail: str = "") -> None:
         """Best-effort progress for staff screens; dropped while offline."""
-        if self.connected:
-            event = EventMessage(reader=self.reader, state=state, detail=detail)
-            self._client.publish(self.topic("event"), event.to_json(), qos=0)
+        event = EventMessage(reader=self.reader, state=state, detail=detail[:200])
+        self._work.put(("event", event.to_json()))
 
-    def _send(self, message_id: str, topic_name: str, payload: bytes) -> None:
-        with self._lock:
-            info = self._client.publish(topic_name, payload, qos=1)
-            if info.rc == mqtt.MQTT_ERR_SUCCESS:
-                self._inflight[info.mid] = message_id
-                self.outbox.mark_attempt(message_id)
-            else:
-                log.info("result %s queued: not connected (%s)", message_id, mqtt.error_string(info.rc))
-
-    def _flush(self) -> None:
-        for pending in self.outbox.pending():
-            self._send(pending.id, pending.topic, pending.payload)
+    def publish_status(self, problems: list[str]) -> None:
+        """The retained status, now with these staff-visible problem lines."""
+        self._work.put(("status", list(problems)[:20]))
 
     # ------------------------------------------------------------------ paho callbacks (network thread)
+    # Each only queues: paho holds its own locks while it calls these.
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            log.warning("broker %s:%d refused the connection: %s", self.broker.host, self.broker.port, reason_code)
-            return
-        log.info("connected to broker %s:%d", self.broker.host, self.broker.port)
-        self._connected.set()
-        online = StatusMessage(reader=self.reader, state="online", software=self.software)
-        client.publish(self.topic("status"), online.to_json(), qos=1, retain=True)
-        client.subscribe(self.topic("cmd"), qos=1)
-        self._flush()
+        self._work.put(("connect", reason_code.is_failure, str(reason_code)))
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        if self._connected.is_set() and not self._stopping:
-            log.warning("lost the broker (%s); results wait in the outbox", reason_code)
-        self._connected.clear()
-        with self._lock:
-            self._inflight.clear()
+        self._work.put(("disconnect", str(reason_code), getattr(reason_code, "value", 0)))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        with self._lock:
-            message_id = self._inflight.pop(mid, None)
-        if message_id is None:
-            return
-        if reason_code.is_failure:
-            log.warning("broker rejected result %s: %s", message_id, reason_code)
-            return
-        self.outbox.remove(message_id)
-        with self._flushed:
-            self._flushed.notify_all()
+        self._work.put(("puback", mid, getattr(reason_code, "value", 0), str(reason_code)))
 
     def _on_message(self, client, userdata, message) -> None:
+        leaf = message.topic.rsplit("/", 1)[-1]
+        payload = message.payload
+        if leaf == "cmd":
+            item = (payload if len(payload) <= MAX_COMMAND_BYTES else None, len(payload), bool(message.retain))
+            try:
+                self._commands.put_nowait(item)
+            except queue.Full:
+                self.dropped_commands += 1
+        elif leaf in ("ack", "status") and len(payload) <= MAX_SMALL_BYTES:
+            self._work.put((leaf, payload, bool(message.retain)))
+
+    # ------------------------------------------------------------------ threads
+
+    def _supervise(self, name: str, loop: Callable[[], None]) -> None:
+        """Run ``loop``; if it ever raises, report it and run it again (our threads never die quietly)."""
+        backoff = 0.5
+        while True:
+            try:
+                loop()
+                return
+            except Exception as exc:
+                log.exception("%s crashed; restarting in %.1f s", name, backoff)
+                self.report(name, f"crashed ({type(exc).__name__}); restarted", False)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    def _sender_loop(self) -> None:
+        while True:
+            timeout = self._next_wakeup()
+            try:
+                item = self._work.get(timeout=timeout)
+            except queue.Empty:
+                item = None
+            if item == _STOP:
+                self._drain_before_stop()
+                return
+            if item is not None:
+                try:
+                    self._handle(item)
+                except Exception:
+                    log.exception("link sender: %s failed", item[0])
+            self._retry_writes()
+            self._send_due()
+
+    def _drain_before_stop(self) -> None:
+        """Store every result still queued (no sending: we are going away)."""
+        while True:
+            try:
+                item = self._work.get_nowait()
+            except queue.Empty:
+                break
+            if item[0] == "result":
+                self._store(item[1], item[2], item[3])
+        self._retry_writes(force=True)
+
+    def _next_wakeup(self) -> float | None:
+        moments = []
+        if self._write_retry_at is not None:
+            moments.append(self._write_retry_at)
+        if self.connected and self._due:
+            moments.append(min(self._due.values()))
+        if not moments:
+            return None
+        return max(0.0, min(moments) - time.monotonic())
+
+    def _handle(self, item: tuple) -> None:
+        kind = item[0]
+        if kind == "result":
+            self._store(item[1], item[2], item[3])
+            self._due[item[1]] = 0.0
+        elif kind == "connect":
+            self._connected_now(item[1], item[2])
+        elif kind == "disconnect":
+            self._disconnected(item[1], item[2])
+        elif kind == "puback":
+            self._puback(item[1], item[2], item[3])
+        elif kind == "ack":
+            self._ack(item[1])
+        elif kind == "status":
+            if isinstance(item[1], list):
+                self._problems = item[1]
+                self._publish_status()
+            else:
+                self._other_status(item[1], item[2])
+        elif kind == "event":
+            if self.connected:
+                self._client.publish(self.topic("event"), item[1], qos=0)
+
+    # -- results
+
+    def _store(self, message_id: str, topic_name: str, payload: bytes) -> None:
+        self._results[message_id] = (topic_name, payload)
         try:
-            command = parse(Command, message.payload)
+            self.outbox.put(message_id, topic_name, payload)
+        except OutboxError as exc:
+            log.error("result %s kept in memory: %s", message_id, exc)
+            self._unwritten.add(message_id)
+            if self._write_retry_at is None:
+                self._write_backoff = self.write_retry_min_s
+                self._write_retry_at = time.monotonic() + self._write_backoff
+            self.report("outbox-write", f"results cannot be stored ({exc}); {len(self._unwritten)} kept in memory",
+                        True)
+
+    def _retry_writes(self, force: bool = False) -> None:
+        """Write what is kept in memory; with nothing left to write, probe until the disk is back.
+
+        The problem clears only on a successful write, so a kiosk whose last unwritten result was
+        acknowledged stays out of service while its outbox still cannot be written.
+        """
+        if self._write_retry_at is None or (not force and time.monotonic() < self._write_retry_at):
+            return
+        try:
+            for message_id in sorted(self._unwritten):
+                topic_name, payload = self._results[message_id]
+                self.outbox.put(message_id, topic_name, payload)
+                self._unwritten.discard(message_id)
+            self.outbox.check_writable()
+        except OutboxError as exc:
+            self._write_backoff = min(self._write_backoff * 2, 30.0)
+            self._write_retry_at = time.monotonic() + self._write_backoff
+            log.warning("outbox still cannot be written (%s); again in %.0f s", exc, self._write_backoff)
+            return
+        self._write_retry_at, self._write_backoff = None, self.write_retry_min_s
+        log.info("outbox writable again: every result is stored")
+        self.report("outbox-write", None, True)
+
+    def _send_due(self) -> None:
+        if not self.connected:
+            return
+        now = time.monotonic()
+        for message_id in [m for m, at in self._due.items() if at <= now]:
+            topic_name, payload = self._results[message_id]
+            info = self._client.publish(topic_name, payload, qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                log.info("result %s waits: %s", message_id, mqtt.error_string(info.rc))
+                return  # not connected after all: the reconnect resends everything
+            self._inflight[info.mid] = message_id
+            backoff = self._backoff.get(message_id, self.resend_min_s)
+            self._due[message_id] = now + backoff
+            self._backoff[message_id] = min(backoff * 2, self.resend_max_s)
+            if message_id not in self._unwritten:
+                try:
+                    self.outbox.mark_attempt(message_id)
+                except OutboxError:
+                    pass  # only a counter; the write problem is reported by _store
+
+    def _puback(self, mid: int, code: int, text: str) -> None:
+        message_id = self._inflight.pop(mid, None)
+        if message_id is None or message_id not in self._results:
+            return
+        if code in _PERMANENT_REFUSALS:
+            log.error("broker refused result %s for good (%s): parked", message_id, text)
+            try:
+                self.outbox.park(message_id, text)
+            except OutboxError as exc:
+                log.error("could not mark result %s parked: %s", message_id, exc)
+            self._forget(message_id)
+            self.report("result-parked", f"the broker refused a result ({text}); it is kept in the outbox, "
+                                         "not resent", False)
+        elif code >= 0x80:
+            log.warning("broker did not take result %s (%s); it will be resent", message_id, text)
+
+    def _ack(self, payload: bytes) -> None:
+        try:
+            ack = parse(AckMessage, payload)
         except MessageError as exc:
-            log.warning("bad command on %s: %s", message.topic, exc)
-            self._reply(Reply(id=command_id(message.payload), ok=False, error=str(exc)))
+            log.warning("bad ack: %s", exc)
+            return
+        if ack.id not in self._results:
+            return  # a second ack for a resend, or another kiosk's (same reader id)
+        try:
+            self.outbox.remove(ack.id)
+        except OutboxError as exc:  # it will be resent after a restart; the terminal dedupes
+            log.error("acknowledged result %s could not be deleted: %s", ack.id, exc)
+        self.acknowledged += 1
+        with self._acked_lock:
+            self._acked_recent.append(ack.id)
+        self._forget(ack.id)
+        log.info("result %s acknowledged by the terminal", ack.id)
+
+    def _forget(self, message_id: str) -> None:
+        self._results.pop(message_id, None)
+        self._due.pop(message_id, None)
+        self._backoff.pop(message_id, None)
+        self._unwritten.discard(message_id)
+        with self._flushed:
+            self._outstanding -= 1
+            self._flushed.notify_all()
+
+    # -- connection and presence
+
+    def _status(self, state: str) -> StatusMessage:
+        return StatusMessage(reader=self.reader, state=state, software=self.software, instance=self.instance,
+                             problems=self._problems if state == "online" else [])
+
+    def _publish_status(self) -> None:
+        if self.connected:
+            self._client.publish(self.topic("status"), self._status("online").to_json(), qos=1, retain=True)
+
+    def _connected_now(self, failed: bool, reason: str) -> None:
+        if failed:
+            log.warning("broker %s:%d refused the connection: %s", self.broker.host, self.broker.port, reason)
+            self.report("broker", f"the broker refused the connection: {reason}", False)
+            return
+        log.info("connected to broker %s:%d", self.broker.host, self.broker.port)
+        self.report("broker", None, False)
+        for leaf in ("cmd", "ack", "status"):
+            self._client.subscribe(self.topic(leaf), qos=1)
+        self._connected.set()
+        self._publish_status()
+        self._inflight.clear()
+        for message_id in self._results:  # everything unacknowledged goes again, backoff from the start
+            self._due[message_id] = 0.0
+            self._backoff.pop(message_id, None)
+
+    def _disconnected(self, reason: str, code: int) -> None:
+        if self._connected.is_set() and not self._stopping:
+            if code == 0x8E:
+                log.error("the broker dropped us: another client connected with our client id")
+            else:
+                log.warning("lost the broker (%s); results wait in the outbox", reason)
+        self._connected.clear()
+        self._inflight.clear()
+
+    def _other_status(self, payload: bytes, retained: bool) -> None:
+        """Another kiosk on our reader id says it is online (live, not a retained leftover)."""
+        try:
+            status = parse(StatusMessage, payload)
+        except MessageError:
+            return
+        if not status.instance or status.instance == self.instance:
+            return
+        if status.state == "online" and not retained:
+            if self._duplicate_of != status.instance:
+                self._duplicate_of = status.instance
+                log.error("another kiosk (instance %s) uses reader id %s/%s", status.instance, self.site, self.reader)
+                self.report("reader-id", f"another kiosk uses reader id {self.site}/{self.reader}: "
+                                         "give each reader its own reader_id", False)
+                self._publish_status()  # so that the other one hears of us too
+        elif status.state == "offline" and status.instance == self._duplicate_of:
+            self._duplicate_of = None
+            self.report("reader-id", None, False)
+            self._publish_status()  # its offline status replaced ours as the retained one
+
+    # -- commands
+
+    def _command_loop(self) -> None:
+        while True:
+            item = self._commands.get()
+            if item is None:
+                return
+            payload, size, retained = item
+            if retained:
+                log.warning("ignored a retained command (%d bytes): commands are never retained", size)
+                continue
+            try:
+                self._run_command(payload, size)
+            except Exception:
+                log.exception("a command could not be answered")
+
+    def _run_command(self, payload: bytes | None, size: int) -> None:
+        if payload is None:
+            log.warning("command of %d bytes refused (limit %d)", size, MAX_COMMAND_BYTES)
+            self._reply(Reply(id="", ok=False, error=f"payload is {size} bytes; the limit is {MAX_COMMAND_BYTES}"))
+            return
+        try:
+            command = parse(Command, payload, MAX_COMMAND_BYTES)
+        except MessageError as exc:
+            log.warning("bad command: %s", exc)
+            self._reply(Reply(id=command_id(payload), ok=False, error=str(exc)))
             return
         try:
             detail = self.on_command(command) if self.on_command else None
         except Exception as exc:  # a command must never take the link down; the terminal hears why
-            log.warning("command %s failed: %s", command.cmd, exc)
-            self._reply(Reply(id=command.id, ok=False, error=f"{type(exc).__name__}: {exc}"))
+            log.warning("command %s failed: %s", command.cmd.value, type(exc).__name__)
+            error = str(exc) if isinstance(exc, CommandRefused) else f"{type(exc).__name__} (see the kiosk's log)"
+            self._reply(Reply(id=command.id, ok=False, error=error[:240]))
             return
         self._reply(Reply(id=command.id, ok=True, detail=detail or {}))
 
     def _reply(self, reply: Reply) -> None:
         self._client.publish(self.topic("reply"), reply.to_json(), qos=1)
+

@@ -1,8 +1,9 @@
 """Versioned message contracts on the link to the eligibility terminal (MQTT).
 
 Topics live under ``uketsuke/v1/{site}/{reader}/``: ``status`` (retained, last will = offline),
-``event`` (progress for staff screens), ``result`` (QoS 1), ``cmd`` (terminal → kiosk) and
-``reply`` (kiosk → terminal, correlated by the command's ``id``).
+``event`` (progress for staff screens), ``result`` (QoS 1), ``ack`` (terminal → kiosk: the result
+with this ``id`` is stored at the terminal; only then does the kiosk forget it), ``cmd`` (terminal →
+kiosk) and ``reply`` (kiosk → terminal, correlated by the command's ``id``).
 
 Every model forbids unknown fields: a result can never grow a field that carries the face image, the
 PIN or the 12-digit number without this file changing (and its tests failing). Correlation ids travel
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from firmware.card.certificate import CertStatus
 from firmware.errors import MessageError
+from firmware.link.limits import MAX_COMMAND_BYTES, MAX_SMALL_BYTES, check_payload
 
 SCHEMA_VERSION = 1
 TOPIC_ROOT = "uketsuke/v1"
@@ -89,11 +91,23 @@ class ResultMessage(_Message):
 
 
 class StatusMessage(_Message):
-    """Retained presence of a reader; the broker publishes ``offline`` as its last will."""
+    """Retained presence of a reader; the broker publishes ``offline`` as its last will.
+
+    ``instance`` is random per kiosk process: a status from another instance on our own topic means
+    a second kiosk was configured with our reader id. ``problems`` are the staff-visible lines.
+    """
 
     reader: str
     state: Literal["online", "offline"]
-    software: str = ""
+    software: str = Field("", max_length=64)
+    instance: str = Field("", max_length=32)
+    problems: list[Annotated[str, Field(max_length=240)]] = Field(default_factory=list, max_length=20)
+
+
+class AckMessage(_Message):
+    """From the terminal: the result ``id`` is stored there (sent again for every duplicate)."""
+
+    id: str = Field(pattern=r"^[0-9a-f-]{36}$")
 
 
 class EventMessage(_Message):
@@ -102,6 +116,10 @@ class EventMessage(_Message):
     reader: str
     state: str
     detail: str = ""
+
+
+#: Correlation ids are echoed in replies, so they are restricted to harmless characters.
+COMMAND_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
 
 
 class CommandName(StrEnum):
@@ -115,7 +133,7 @@ class CommandName(StrEnum):
 class Command(_Message):
     """From the terminal. ``id`` correlates the reply."""
 
-    id: str = Field(default_factory=lambda: str(uuid.uuid4()), min_length=1, max_length=64)
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()), pattern=COMMAND_ID_PATTERN)
     cmd: CommandName
     args: dict[str, Any] = Field(default_factory=dict)
 
@@ -125,26 +143,43 @@ class Reply(_Message):
 
     id: str = Field(max_length=64)
     ok: bool
-    error: str | None = None
+    error: str | None = Field(None, max_length=240)
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
-def parse(model: type[_Message], payload: bytes) -> _Message:
-    """Parse one payload; any failure becomes a MessageError naming what was wrong."""
+def parse(model: type[_Message], payload: bytes, max_bytes: int = MAX_SMALL_BYTES) -> _Message:
+    """Check the limits, then parse; any failure becomes a MessageError naming what was wrong.
+
+    The message never repeats the payload: it names a field of ``model`` (or "payload") and says
+    what that field must be, so a hostile sender cannot make us echo its text into replies or logs.
+    """
+    check_payload(payload, max_bytes)
     try:
         return model.model_validate_json(payload)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "payload"
-        raise MessageError(f"invalid {model.__name__}: {where}: {first['msg']}") from None
+        loc = first["loc"]
+        where = str(loc[0]) if loc and loc[0] in model.model_fields else "payload"
+        if first["type"] == "extra_forbidden":
+            where, problem = "payload", "has a field this version does not know"
+        else:
+            problem = first["msg"][:120]
+        raise MessageError(f"invalid {model.__name__}: {where}: {problem}") from None
+    except (ValueError, RecursionError):  # belt and braces: the limits above should prevent this
+        raise MessageError(f"invalid {model.__name__}: payload does not parse") from None
 
 
 def command_id(payload: bytes) -> str:
-    """Best-effort id of a malformed command, so its error reply can still be correlated."""
+    """Best-effort id of a malformed command, so its error reply can still be correlated.
+
+    Only called on payloads within the limits; only an id of the allowed form is returned.
+    """
     import json
+    import re
 
     try:
+        check_payload(payload, MAX_COMMAND_BYTES)
         value = json.loads(payload).get("id", "")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError, MessageError):
         return ""
-    return value if isinstance(value, str) and len(value) <= 64 else ""
+    return value if isinstance(value, str) and re.fullmatch(COMMAND_ID_PATTERN, value) else ""

@@ -120,7 +120,7 @@ def test_make_run_headless_demo(tmp_path):
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HEADLESS": "1"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "terminal: [demo-clinic/reader-01] none card cert=valid" in proc.stderr
+    assert "terminal: [demo-clinic/demo-reader] none card cert=valid" in proc.stderr
     for name in ("01-idle.png", "02-done.png", "03-idle-again.png"):
         assert (tmp_path / "s" / name).stat().st_size > 5000
         assert str(tmp_path / "s" / name) in proc.stderr

@@ -9,6 +9,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from firmware.config import Broker
+from firmware.errors import CommandRefused
 from firmware.link.mqtt import KioskLink
 from firmware.link.outbox import Outbox
 from firmware.link.schemas import CommandName, Method, ResultMessage, topic
@@ -74,7 +75,7 @@ def test_broker_down_at_start_queues_until_it_comes_up(mosquitto, link_factory, 
     link.start()  # must not raise
     message = result()
     link.publish_result(message)
-    assert len(link.outbox) == 1 and not link.connected
+    assert link.pending == 1 and not link.connected
     mosquitto.start()
     terminal = terminal_factory(mosquitto.port)
     assert link.wait_connected(20)
@@ -93,7 +94,7 @@ def test_broker_restart_loses_nothing(mosquitto, link_factory, terminal_factory)
     sent = [result() for _ in range(3)]
     for message in sent:
         link.publish_result(message)
-    assert len(link.outbox) == 3
+    assert link.pending == 3
     mosquitto.start()
     terminal = terminal_factory(mosquitto.port)
     assert terminal.wait_for(lambda v: {r.id for r in v.results} >= {m.id for m in sent}, 25)
@@ -103,9 +104,11 @@ def test_broker_restart_loses_nothing(mosquitto, link_factory, terminal_factory)
 def test_outbox_survives_a_kiosk_restart(mosquitto, tmp_path, terminal_factory):
     mosquitto.stop()
     first = KioskLink("s1", "r1", Broker(port=mosquitto.port), Outbox(tmp_path / "o.sqlite3"))
+    first.start()
     message = result()
     first.publish_result(message)
-    first.outbox.close()  # power cut: never connected
+    first.stop()  # stored on the way down, never sent: the broker was down
+    first.outbox.close()
     mosquitto.start()
     terminal = terminal_factory(mosquitto.port)
     second = KioskLink("s1", "r1", Broker(port=mosquitto.port), Outbox(tmp_path / "o.sqlite3"))
@@ -124,7 +127,7 @@ def test_commands_and_malformed_json_get_replies(mosquitto, link_factory, termin
     def on_command(command):
         seen.append(command.cmd)
         if command.cmd == CommandName.VISUAL_OK:
-            raise ValueError("not in this state")
+            raise CommandRefused("not in this state")
         return {"state": "idle"}
 
     link = link_factory(mosquitto.port, on_command)

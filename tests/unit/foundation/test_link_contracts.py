@@ -33,8 +33,26 @@ def test_result_round_trip():
 def test_result_cannot_carry_personal_fields(field):
     payload = json.loads(result().to_json())
     payload[field] = "123456789018"
-    with pytest.raises(MessageError, match=field):
+    with pytest.raises(MessageError, match="a field this version does not know") as caught:
         parse(ResultMessage, json.dumps(payload).encode())
+    assert field not in str(caught.value)  # the sender's own text is never echoed
+
+
+@pytest.mark.parametrize("payload, limit", [
+    (b"[" * 1000 + b"]" * 1000, "nests deeper"),
+    (b'{"id": "' + b"x" * 20000 + b'"}', "the limit is"),
+    (b'{"id": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[", "cmd": "ping"}', "id"),  # brackets in strings do not count
+])
+def test_limits_come_before_the_parser(payload, limit):
+    with pytest.raises(MessageError, match=limit) as caught:
+        parse(Command, payload)
+    assert "xxxx" not in str(caught.value)
+
+
+def test_command_ids_are_restricted_because_replies_echo_them():
+    assert command_id(b'{"id": "ok-1.2:3", "cmd": 1}') == "ok-1.2:3"
+    assert command_id(b'{"id": "<script>", "cmd": 1}') == ""
+    assert command_id(b"[" * 5000) == ""
 
 
 def test_bad_payloads_are_typed_errors():
