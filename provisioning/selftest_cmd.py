@@ -7,6 +7,7 @@ can stop on it.
 from __future__ import annotations
 
 import socket
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -14,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from firmware.config import load_config
+from hal.clock import clock_synchronised
 from hal.errors import HalError
 from hal.registry import open_device
 
@@ -83,6 +85,9 @@ def register(app: typer.Typer) -> None:
             ok, detail = probe_broker(cfg.broker.host, cfg.broker.port)
             failures += not ok
             table.add_row("broker", f"{cfg.broker.host}:{cfg.broker.port}", "[green]ok[/]" if ok else "[red]FAIL[/]", detail)
+        clock = clock_synchronised(datetime.now(UTC), cfg.clock.source, cfg.clock.not_before)
+        failures += not clock.synchronised
+        table.add_row("clock", clock.source, "[green]ok[/]" if clock.synchronised else "[red]FAIL[/]", clock.detail)
         for name, ok, detail in probe_models():
             failures += not ok
             table.add_row(name, "models/", "[green]ok[/]" if ok else "[red]FAIL[/]", detail)

@@ -100,6 +100,10 @@ class ScreenRenderer:
                 self._centre(surface, self.small_font, problem[:90], 300 + 28 * index, MUTED)
             return self.buttons
         if view.state == "idle":
+            if view.problems:  # for staff passing by: technical English, small, out of the patient's way
+                line = self.small_font.get_rect(view.problems[0][:60])
+                line.bottomleft = (24, SIZE[1] - 24)
+                self.small_font.render_to(surface, line, view.problems[0][:60], MUTED)
             self._button(surface, "language", pygame.Rect(SIZE[0] - 230, SIZE[1] - 100, 200, 76), view.language)
         else:
             self._button(surface, "cancel", pygame.Rect(30, SIZE[1] - 100, 200, 76), view.language)

@@ -58,3 +58,21 @@ def test_cli_prints_one_line_and_exits_2(tmp_path):
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("uketsuke: error: ") and "language must be one of" in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_an_empty_broker_host_is_a_config_error_not_a_traceback():
+    from firmware.config import parse_config
+    from firmware.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="broker.host"):
+        parse_config({"broker": {"host": ""}})
+
+
+def test_terminal_rejects_an_unknown_protocol_with_usage_not_a_traceback():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "provisioning.cli", "terminal", "listen", "--protocol", "4"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "'5'" in proc.stderr and "'3.1.1'" in proc.stderr

@@ -35,3 +35,22 @@ def test_missing_broker_and_changed_model_fail_with_the_fix(tmp_path):
     ocr_row = next(line for line in proc.stdout.splitlines() if "OCR model" in line)
     assert "ok" in ocr_row
     assert "Traceback" not in proc.stderr
+
+
+def test_an_unset_clock_fails_selftest_with_the_fix(tmp_path):
+    proc = run_selftest(tmp_path, '[broker]\nembedded = true\n[clock]\nsource = "window"\nnot_before = 2099-01-01\n')
+    assert proc.returncode == 1
+    assert "clock" in proc.stdout and "FAIL" in proc.stdout and "timedatectl set-ntp" in proc.stdout
+
+
+def test_a_clock_the_os_calls_unsynchronised_fails(tmp_path):
+    """A fake timedatectl first on PATH answers as systemd-timesyncd does before its first NTP reply."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "timedatectl"
+    fake.write_text("#!/bin/sh\necho no\n")
+    fake.chmod(0o755)
+    proc = run_selftest(tmp_path, "[broker]\nembedded = true\n",
+                        {"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    assert proc.returncode == 1
+    assert "not synchronised" in proc.stdout

@@ -72,3 +72,15 @@ def test_error_text_follows_the_class_hierarchy():
     lineage = tuple(cls.__name__ for cls in CertificateError.__mro__)
     assert error_text(lineage) == ERROR_TEXT["ReadError"]
     assert error_text(("SomethingElse", "Exception")) == DEFAULT_ERROR
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_no_title_is_clipped_at_800x480(renderer, language):
+    """The out-of-service title ran off both edges in Japanese at 40 px."""
+    for state in STATE_TEXT:
+        surface = pygame.Surface(SIZE)
+        renderer.render(surface, ScreenView(state=state, language=language, problems=("nfc: gone",)))
+        pixels = pygame.surfarray.array3d(surface)
+        for y in (slice(80, 140), slice(140, 180)):
+            edges = pixels[:12, y], pixels[-12:, y]
+            assert all((edge == edge[0, 0]).all() for edge in edges), f"{state}: text touches the edge"
