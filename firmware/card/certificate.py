@@ -1,6 +1,6 @@
 """The user-authentication certificate and where it stands against a clock.
 
-Rules (reference/card-protocol.md, "Certificate expiry rules"), compared in Japan time because
+Rules (docs/reference/card-protocol.md, "Certificate expiry rules"), compared in Japan time because
 JPKI certificates end at 23:59:59 JST:
 
 - ``VALID``: in its validity period, more than 3 months before notAfter;

@@ -1,6 +1,6 @@
 """The JPKI application (公的個人認証AP): token kind, certificates, PIN, and the auth-key signature.
 
-Facts from reference/card-protocol.md. Decisions where the facts stop (docs/notes/card-core.md):
+Facts from docs/reference/card-protocol.md. Decisions where the facts stop (docs/notes/card-core.md):
 
 - A *face-only card* (顔認証マイナンバーカード) names itself a card in EF 0006 but has no PIN: the
   user-authentication PIN EF 0018 is absent (SELECT → 6A82). That is how it is told apart; it has

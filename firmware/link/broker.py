@@ -1,7 +1,7 @@
 """An in-process MQTT broker (amqtt) for the demo (``make run``) only.
 
 Tests and production use mosquitto: amqtt's client certificates are optional-only and its retained
-messages came back at QoS 0 (reference/hil-stack.md). amqtt speaks MQTT 3.1.1, so a link to it uses
+messages came back at QoS 0 (docs/reference/hil-stack.md). amqtt speaks MQTT 3.1.1, so a link to it uses
 3.1.1; nothing in our messages depends on MQTT 5 features (correlation ids are in the payloads).
 """
 

@@ -1,6 +1,6 @@
 """A throw-away test PKI for virtual cards: JPKI-shaped CAs, user certificates and a CVC issuer.
 
-The certificates copy the *shape* of real JPKI ones (reference/jlis-ca/README.md): the CA's DN
+The certificates copy the *shape* of real JPKI ones (docs/reference/jlis-ca.md): the CA's DN
 structure, a user-authentication certificate with a 23-character serial-like CN and no name,
 keyUsage digitalSignature (critical), the JPKI certificate policy (critical), a DirName CRL
 distribution point of a municipality, and notAfter at 23:59:59 Japan time. Every DN carries
