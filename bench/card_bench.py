@@ -64,10 +64,12 @@ def emulator_process(profile_dir: str, max_baud: int, control) -> None:
 
 def read_once(link, profile) -> dict:
     """One card read as the kiosk does it; returns timings and what was read."""
-    from firmware.card.collation import CollationB
+    from firmware.card.collation import CollationB, CollationPolicy
+    from firmware.card.collation_ledger import CollationLedger
     from firmware.card.mynumber import MyNumberCard
 
-    card = MyNumberCard(link)
+    ledger = CollationLedger(profile.directory.parent / "kiosk-data")  # the kiosk's write-ahead is timed too
+    card = MyNumberCard(link, collation_policy=CollationPolicy(ledger))
     started = time.perf_counter()
     certificate = card.read_auth_certificate()
     card.verify_collation_b(CollationB.from_digits(profile.collation_b, confident=True))

@@ -76,9 +76,15 @@ class Timeouts(_Strict):
 
 
 class CardPolicy(_Strict):
-    """Card-layer policy. 照合番号B has 10 tries for the card's life: stop long before."""
+    """Card-layer policy. 照合番号B has 10 tries for the card's life: stop long before.
 
-    min_collation_tries_left: int = Field(5, ge=1, le=10)
+    ``min_collation_tries_left``: the kiosk tries 照合番号B only when the card's counter is at least
+    this value (equal is allowed). The default 6 means a try the kiosk loses still leaves the holder
+    5. Besides this, the kiosk never tries a card that already lost a try to it (the ledger in
+    ``data_dir``).
+    """
+
+    min_collation_tries_left: int = Field(6, ge=1, le=10)
 
 
 class Clock(_Strict):

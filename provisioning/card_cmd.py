@@ -20,7 +20,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from firmware.card.collation import CollationB, CollationGuard
+from firmware.card.collation import CollationB, CollationPolicy
+from firmware.card.collation_ledger import CollationLedger
 from firmware.card.cvc import load_issuer_keys
 from firmware.card.mynumber import MyNumberCard
 from firmware.errors import SecurityStatusNotSatisfied
@@ -87,6 +88,8 @@ def read_command(
                                         "or $UKETSUKE_COLLATION_B) and decode the photo")] = False,
     issuer_keys: Annotated[Path | None, typer.Option("--issuer-keys", help="folder of trusted CVC issuer "
                                                      "keys <CAR>.pem: check the card is genuine")] = None,
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="the kiosk's data_dir: its 照合番号B ledger "
+                                           "(a card that lost a try here is not tried again)")] = Path("var"),
 ) -> None:
     """Read a card: token kind, certificate, status, PIN tries, (photo size), and each step's time."""
     steps = _Steps()
@@ -96,7 +99,8 @@ def read_command(
         link = steps.run("wait for card", lambda: device.wait_for_card(wait_s))
         if link is None:
             raise LinkTimeout(f"no card came into the field of {reader} within {wait_s:g} s")
-        card = MyNumberCard(link, collation_guard=CollationGuard())
+        policy = CollationPolicy(CollationLedger(data_dir)) if photo else None
+        card = MyNumberCard(link, collation_policy=policy)
         report = _read(card, steps, pin=pin, photo=photo, issuer_keys=issuer_keys)
         link.close()
     finally:

@@ -24,6 +24,13 @@ ERROR_TEXT: dict[str, str] = {
     "SecurityStatusNotSatisfied": "For a smartphone, please choose the smartphone option first.",
     "PinBlocked": "The PIN is locked. Please ask the reception staff.",
     "CardNotGenuine": "This card could not be confirmed as genuine. Please ask the reception staff.",
+    # 照合番号B (card-face number): never "PIN locked" — the PIN is a different counter and still works.
+    "CollationMismatch": "The number on the card face did not match. Please enter your PIN, or ask the reception staff.",
+    "CollationBlocked": "The card face can no longer be checked at a reader. Your PIN still works: please enter it, or ask the reception staff.",
+    "CollationRefused": "The card face could not be read clearly. Please enter your PIN, or ask the reception staff.",
+    "CollationAlreadyFailed": "This card cannot be checked by its card face at this reader. Please enter your PIN, or ask the reception staff.",
+    "CollationTriesLow": "To protect your card, the card face is not checked now. Please enter your PIN, or ask the reception staff.",
+    "CollationLedgerUnavailable": "The card face cannot be checked at this reader right now. Please enter your PIN, or ask the reception staff.",
 }
 DEFAULT_ERROR = "Something went wrong. Please ask the reception staff."
 

@@ -1,10 +1,11 @@
-"""照合番号B: what the card-face OCR hands over, and the guard that decides whether to spend a try.
+"""照合番号B: what the card-face OCR hands over, and the policy that decides whether to spend a try.
 
 The 券面事項確認AP's 照合番号B counter has 10 tries for the card's whole life and only the
 municipality resets it. So the kiosk sends a 照合番号B only when the OCR result is complete,
-self-consistent and confident, and it stops for good while tries remain in reserve (default: it
-never sends when 5 or fewer are left, so a holder always keeps at least 5). The OCR
-(``firmware/card/ocr/``) produces a :class:`CollationB`; :class:`CollationGuard` consumes it.
+self-consistent and confident, the card has lost no try to this kiosk before (the
+:mod:`~firmware.card.collation_ledger`), and the card's counter is at least
+``card.min_collation_tries_left`` (default 6, so a try the kiosk loses still leaves 5). The OCR
+(``firmware/card/ocr/``) produces a :class:`CollationB`; :class:`CollationPolicy` consumes it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from firmware.errors import CollationRefused
+from firmware.card.collation_ledger import CollationLedger
+from firmware.errors import (
+    CollationAlreadyFailed,
+    CollationLedgerUnavailable,
+    CollationRefused,
+    CollationTriesLow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -112,18 +119,42 @@ def _era_date_problems(era: str, yy: int, mm: int, dd: int, today: dt.date) -> l
     return []
 
 
+DEFAULT_MIN_TRIES_LEFT = 6  # the default of card.min_collation_tries_left: a lost try still leaves 5
+
+
 @dataclass(frozen=True)
-class CollationGuard:
-    """Decides whether a 照合番号B try may be spent.
+class CollationPolicy:
+    """Decides whether a 照合番号B try may be spent; the 券面AP asks it at each step of the VERIFY.
+
+    A try is spent only when all of these hold, checked in this order (cheapest, and least card
+    traffic, first):
+
+    1. :meth:`check_reading`: the reading is a complete, self-consistent and confident
+       :class:`CollationB` (the OCR gate passed);
+    2. :meth:`check_history`: the card has lost no try to this kiosk (``ledger``; a ledger that cannot
+       be read or written refuses everything);
+    3. :meth:`check_counter`: the card's counter is at least ``min_tries_left`` (``==`` is allowed).
 
     Attributes:
-        reserve_tries: never send when this many tries or fewer remain (default 5 of 10).
+        ledger: the kiosk's :class:`~firmware.card.collation_ledger.CollationLedger`; None refuses
+            every try (no history, no try).
+        min_tries_left: ``card.min_collation_tries_left``: the counter must be at least this to try.
     """
 
-    reserve_tries: int = 5
+    ledger: CollationLedger | None
+    min_tries_left: int = DEFAULT_MIN_TRIES_LEFT
 
-    def check(self, collation: CollationB, tries_left: int, today: dt.date | None = None) -> None:
-        """Raise :class:`CollationRefused` unless a try may be spent on ``collation``."""
+    def __post_init__(self) -> None:
+        if not 1 <= int(self.min_tries_left) <= 10:
+            raise ValueError(f"min_tries_left must be 1..10, not {self.min_tries_left}")
+
+    @classmethod
+    def from_config(cls, config) -> CollationPolicy:
+        """The kiosk's policy: the ledger in ``config.data_dir``, ``config.card.min_collation_tries_left``."""
+        return cls(CollationLedger(config.data_dir), config.card.min_collation_tries_left)
+
+    def check_reading(self, collation: CollationB, today: dt.date | None = None) -> None:
+        """Raise :class:`CollationRefused` unless ``collation`` is complete, consistent and confident."""
         if not isinstance(collation, CollationB):
             raise CollationRefused("no OCR result to send")
         problems = collation.problems(today)
@@ -131,6 +162,23 @@ class CollationGuard:
             raise CollationRefused("the card-face reading is incomplete or inconsistent: " + "; ".join(problems))
         if not collation.all_confident:
             raise CollationRefused("the card-face reading is not confident enough to spend a try")
-        if tries_left <= self.reserve_tries:
-            raise CollationRefused(f"only {tries_left} 照合番号B tries left; the kiosk keeps "
-                                   f"{self.reserve_tries} in reserve and will not try")
+
+    def check_history(self, card_key: str) -> None:
+        """Raise unless the card has lost no try to this kiosk.
+
+        Raises:
+            CollationAlreadyFailed: it has (a failure, or an attempt whose outcome was never recorded).
+            CollationLedgerUnavailable: there is no ledger or it cannot be read.
+        """
+        if self.ledger is None:
+            raise CollationLedgerUnavailable("no 照合番号B ledger configured: the kiosk does not try without one")
+        lost = self.ledger.failures(card_key)
+        if lost:
+            raise CollationAlreadyFailed(f"this card already lost {lost} 照合番号B tr{'y' if lost == 1 else 'ies'} "
+                                         "to this kiosk; it will not try again")
+
+    def check_counter(self, tries_left: int) -> None:
+        """Raise :class:`CollationTriesLow` unless ``tries_left >= min_tries_left``."""
+        if tries_left < self.min_tries_left:
+            raise CollationTriesLow(tries_left, f"only {tries_left} 照合番号B tries left; the kiosk tries only "
+                                                f"with {self.min_tries_left} or more")

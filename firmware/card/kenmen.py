@@ -21,11 +21,11 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 from PIL import Image, UnidentifiedImageError
 
 from firmware.card import tlv
-from firmware.card.apdu import CardChannel, CommandApdu, check_sw
-from firmware.card.collation import CollationB, CollationGuard
+from firmware.card.apdu import SW_OK, CardChannel, CommandApdu, check_sw
+from firmware.card.collation import CollationB, CollationPolicy
 from firmware.card.cvc import CardNotGenuine, CardVerifiableCertificate, parse_cvc
 from firmware.card.jpki import sha256_digest_info
-from firmware.errors import PinBlocked, ReadError
+from firmware.errors import CollationBlocked, CollationLedgerUnavailable, CollationMismatch, ReadError
 
 log = logging.getLogger(__name__)
 
@@ -126,30 +126,58 @@ class KenmenApplication:
         self.channel.select_application(AID_KENMEN_KAKUNIN, "券面事項確認AP (card face)")
 
     def collation_b_tries_left(self) -> int:
-        """VERIFY without data on EF 0012: the counter, spending no try. Raises PinBlocked at zero."""
+        """VERIFY without data on EF 0012: the counter, spending no try. Raises CollationBlocked at zero."""
         self.select()
         self.channel.select_file(EF_COLLATION_B)
         response = self.channel.send(CommandApdu(0x00, 0x20, 0x00, 0x80))
         if response.sw >> 4 == 0x63C:
             if response.sw & 0xF == 0:
-                raise PinBlocked("the 照合番号B counter is at zero")
+                raise CollationBlocked("the 照合番号B counter is at zero")
             return response.sw & 0xF
+        if response.sw in (0x6983, 0x6984):
+            raise CollationBlocked(f"VERIFY (tries left) 照合番号B: blocked ({response.sw:04X})")
         check_sw(response.sw, "VERIFY (tries left) 照合番号B")
         raise ReadError(f"VERIFY without data answered {response.sw:04X}, not 63Cx", sw=response.sw)
 
-    def verify_collation_b(self, collation: CollationB, guard: CollationGuard,
+    def verify_collation_b(self, collation: CollationB, policy: CollationPolicy, card_key: str,
                            today: dt.date | None = None) -> None:
-        """Spend one 照合番号B try, only if ``guard`` allows it for ``collation`` and the counter.
+        """Spend one 照合番号B try, only if ``policy`` allows it for ``collation``, the card and its counter.
+
+        ``card_key`` is the card's ledger key (``policy.ledger.card_key(auth_certificate)``). The try is
+        written ahead to the ledger before the VERIFY goes out and resolved after; anything but the
+        card's 9000 (a wrong number, a card pulled mid-command, an odd status word) is recorded as a
+        lost try, because the kiosk cannot tell that the counter did not move.
 
         Raises:
-            CollationRefused: the guard refused (nothing was sent).
-            WrongPin / PinBlocked: the card refused the number.
+            CollationRefused (or a subclass): the policy refused; nothing was sent.
+            CollationMismatch: the card refused the number (``tries_left`` = the counter after it).
+            CollationBlocked: the counter is (now) at zero.
         """
-        guard.check(collation, self.collation_b_tries_left(), today)  # selects AP and EF 0012
-        response = self.channel.send(CommandApdu(0x00, 0x20, 0x00, 0x80, collation.digits.encode("ascii"),
-                                                 sensitive=True))
+        policy.check_reading(collation, today)
+        policy.check_history(card_key)
+        policy.check_counter(self.collation_b_tries_left())  # selects AP and EF 0012
+        ledger = policy.ledger
+        assert ledger is not None  # check_history refuses without one
+        attempt = ledger.begin(card_key)  # raises (and nothing is sent) if it cannot be written
+        try:
+            response = self.channel.send(CommandApdu(0x00, 0x20, 0x00, 0x80, collation.digits.encode("ascii"),
+                                                     sensitive=True))
+        except BaseException:
+            _record(ledger.failed, attempt)  # outcome unknown: count it
+            raise
+        if response.sw == SW_OK:
+            _record(ledger.succeeded, attempt)
+            log.info("照合番号B verified")
+            return
+        _record(ledger.failed, attempt)
+        log.warning("照合番号B not accepted by the card (SW %04X); the kiosk will not try this card again",
+                    response.sw)
+        if response.sw == 0x63C0 or response.sw in (0x6983, 0x6984):
+            raise CollationBlocked(f"VERIFY 照合番号B: card answered {response.sw:04X}; the counter is at zero")
+        if 0x63C1 <= response.sw <= 0x63CF:
+            raise CollationMismatch(response.sw & 0xF, f"VERIFY 照合番号B: refused, {response.sw & 0xF} tries left")
         check_sw(response.sw, "VERIFY 照合番号B")
-        log.info("照合番号B verified")
+        raise ReadError(f"VERIFY 照合番号B answered {response.sw:04X}", sw=response.sw)
 
     def read_card_face(self) -> CardFace:
         """READ EF 0002 (after 照合番号B) and split it."""
@@ -172,6 +200,14 @@ class KenmenApplication:
         check_sw(response.sw, "COMPUTE SIGNATURE (card genuineness)")
         _verify_rsa(certificate.public_key, response.data, nonce)
         return GenuinenessProof(certificate, bytes(nonce), response.data)
+
+
+def _record(resolve, attempt) -> None:
+    """Resolve a write-ahead record; if that write fails the record stays pending, which counts as lost."""
+    try:
+        resolve(attempt)
+    except CollationLedgerUnavailable:
+        log.error("照合番号B ledger: the try's outcome could not be recorded; it counts as a lost try")
 
 
 def _verify_rsa(key: rsa.RSAPublicKey, signature: bytes, message: bytes) -> None:

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, utils
 
 from firmware.card.apdu import CardChannel
 from firmware.card.certificate import AuthCertificate, CertificateError, CertStatus
-from firmware.card.collation import CollationB, CollationGuard
+from firmware.card.collation import CollationB, CollationPolicy
 from firmware.card.jpki import (
     EF_AUTH_CA_CERT,
     EF_AUTH_CERT,
@@ -27,7 +27,7 @@ from firmware.card.jpki import (
     sha256_digest_info,
 )
 from firmware.card.kenmen import CardFace, GenuinenessProof, KenmenApplication
-from firmware.errors import ReadError
+from firmware.errors import CollationLedgerUnavailable, ReadError
 from hal.contracts import CardLink
 
 log = logging.getLogger(__name__)
@@ -36,14 +36,15 @@ log = logging.getLogger(__name__)
 class MyNumberCard:
     """A My Number card (or smartphone JPKI token) in the reader's field."""
 
-    def __init__(self, link: CardLink, *, collation_guard: CollationGuard | None = None):
+    def __init__(self, link: CardLink, *, collation_policy: CollationPolicy | None = None):
         self.link = link
         self.channel = CardChannel(link)
         self.jpki = JpkiApplication(self.channel)
         self.kenmen = KenmenApplication(self.channel)
         self._token_kind: TokenKind | None = None
         self._auth_certificate: AuthCertificate | None = None
-        self.collation_guard = collation_guard or CollationGuard()
+        #: None: :meth:`verify_collation_b` refuses (the kiosk never tries without a ledger).
+        self.collation_policy = collation_policy
 
     def __repr__(self) -> str:
         kind = self._token_kind.value if self._token_kind else "unknown"
@@ -113,8 +114,20 @@ class MyNumberCard:
         return self.kenmen.collation_b_tries_left()
 
     def verify_collation_b(self, collation: CollationB, today: dt.date | None = None) -> None:
-        """VERIFY 照合番号B behind the guard: CollationRefused unless OCR is sure and tries are spare."""
-        self.kenmen.verify_collation_b(collation, self.collation_guard, today)
+        """VERIFY 照合番号B behind the policy (OCR sure, no try lost here before, counter high enough).
+
+        The card's ledger key comes from the auth certificate (read here if the caller has not yet).
+
+        Raises:
+            CollationRefused (or a subclass, see its ``reason``): nothing was sent; offer PIN or staff.
+            CollationMismatch / CollationBlocked: the card refused the number / its counter is at zero.
+        """
+        policy = self.collation_policy
+        if policy is None or policy.ledger is None:
+            raise CollationLedgerUnavailable("no 照合番号B policy with a ledger: the kiosk does not try without one")
+        policy.check_reading(collation, today)  # refuse an unsure reading before touching the card
+        card_key = policy.ledger.card_key(self.read_auth_certificate())
+        self.kenmen.verify_collation_b(collation, policy, card_key, today)
 
     def read_card_face(self) -> CardFace:
         """EF 0002 split into its items (after :meth:`verify_collation_b`)."""

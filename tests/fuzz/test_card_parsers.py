@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from firmware.card import tlv
 from firmware.card.apdu import ApduFormatError, CardChannel, CommandApdu, ResponseApdu
 from firmware.card.certificate import AuthCertificate
-from firmware.card.collation import CollationB, CollationGuard
+from firmware.card.collation import CollationB, CollationPolicy
 from firmware.card.cvc import parse_cvc
 from firmware.card.jpki import TokenKind
 from firmware.card.kenmen import split_card_face
@@ -196,10 +196,12 @@ def test_chunked_reader_over_a_hostile_card(answers):
 @MEDIUM
 @given(st.text(max_size=8), st.text(max_size=5), st.text(max_size=5), st.booleans(),
        st.one_of(st.none(), st.sampled_from(["昭和", "平成", "令和", "明治"])), st.integers(0, 10))
-def test_collation_guard_never_crashes(birth, year, code, confident, era, tries):
+def test_collation_policy_never_crashes(birth, year, code, confident, era, tries):
     collation = CollationB(birth, year, code, confident, era=era)
+    policy = CollationPolicy(ledger=None)
     try:
-        CollationGuard().check(collation, tries, dt.date(2026, 11, 20))
+        policy.check_reading(collation, dt.date(2026, 11, 20))
+        policy.check_counter(tries)
     except CollationRefused:
         return
-    assert tries > 5 and collation.all_confident and len(collation.digits) == 14
+    assert tries >= policy.min_tries_left and collation.all_confident and len(collation.digits) == 14

@@ -53,6 +53,9 @@ class CharRead:
 
     char: str = field(repr=False)  # what was read is personal data: keep it out of logs and tracebacks
     prob: float = 0.0
+    #: For a decoded space (the card's padding): the highest probability any digit had at the steps it
+    #: was read, i.e. how likely a digit hides under it. 1.0 when not measured (assume the worst).
+    hidden_digit_prob: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -130,16 +133,21 @@ class Recognizer:
         _, merged, chars = self._restriction(allowed)
         sub = np.stack([probs[:, cols].sum(axis=1) for cols in merged], axis=1)
         best = sub.argmax(axis=1)
+        space = chars.find(" ")
+        digits = [i for i, c in enumerate(chars) if c.isdigit()]
         out: list[CharRead] = []
         previous = 0
         for t, k in enumerate(best):
             k = int(k)
             if k != 0:
                 p = float(sub[t, k])
+                hidden = float(sub[t, digits].max()) if k == space and digits else 1.0
                 if k != previous:
-                    out.append(CharRead(chars[k], p))
-                elif p > out[-1].prob:
-                    out[-1] = CharRead(chars[k], p)
+                    out.append(CharRead(chars[k], p, hidden))
+                else:
+                    last = out[-1]
+                    out[-1] = CharRead(chars[k], max(p, last.prob),
+                                       max(hidden, last.hidden_digit_prob) if k == space else 1.0)
             previous = k
         return FieldRead(tuple(out))
 

@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from firmware.card.certificate import CertStatus
-from firmware.card.collation import CollationB
+from firmware.card.collation import CollationB, CollationPolicy
+from firmware.card.collation_ledger import CollationLedger
 from firmware.card.jpki import TokenKind
 from firmware.card.mynumber import MyNumberCard
 from firmware.errors import NotMyNumberCard, PinBlocked, SecurityStatusNotSatisfied, WrongPin
@@ -114,9 +115,9 @@ def issuer_keys(profile):
     return {profile.cvc_issuer_reference: key}
 
 
-def test_physical_card_every_read(stack_for):
+def test_physical_card_every_read(stack_for, tmp_path):
     stack, profile = stack_for("card")
-    card = MyNumberCard(stack.tap())
+    card = MyNumberCard(stack.tap(), collation_policy=CollationPolicy(CollationLedger(tmp_path / "kiosk")))
     assert card.read_token_kind() is TokenKind.CARD
     certificate = card.read_auth_certificate()
     assert certificate.der == (profile.directory / "ef" / JPKI / "000A.bin").read_bytes()[: len(certificate.der)]
@@ -213,9 +214,9 @@ def test_card_pulled_mid_certificate_leaves_no_half_state(stack_for, pulled_afte
     assert certificate.der == (profile.directory / "ef" / JPKI / "000A.bin").read_bytes()[: len(certificate.der)]
 
 
-def test_card_pulled_mid_photo_raises_card_removed(stack_for):
+def test_card_pulled_mid_photo_raises_card_removed(stack_for, tmp_path):
     stack, profile = stack_for("card")
-    card = MyNumberCard(stack.tap())
+    card = MyNumberCard(stack.tap(), collation_policy=CollationPolicy(CollationLedger(tmp_path / "kiosk")))
     card.verify_collation_b(CollationB.from_digits(profile.collation_b, confident=True))
     stack.pull_after(8)  # a few chunks into the 8 KB card-face record
     with pytest.raises(CardRemoved):

@@ -64,3 +64,21 @@ def reader_for():
     yield make
     for reader in readers:
         reader.close()
+
+
+@pytest.fixture
+def kiosk_dir(tmp_path):
+    """The kiosk's data_dir for a test (holds the 照合番号B ledger)."""
+    return tmp_path / "kiosk-data"
+
+
+@pytest.fixture
+def policy(kiosk_dir):
+    """``policy(min_tries_left=6)`` → a CollationPolicy over a ledger (re-opened) in ``kiosk_dir``."""
+    from firmware.card.collation import DEFAULT_MIN_TRIES_LEFT, CollationPolicy
+    from firmware.card.collation_ledger import CollationLedger
+
+    def make(min_tries_left: int = DEFAULT_MIN_TRIES_LEFT):
+        return CollationPolicy(CollationLedger(kiosk_dir), min_tries_left)
+
+    return make

@@ -7,11 +7,18 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from firmware.card.collation import CollationB, CollationGuard
+from firmware.card.collation import CollationB
 from firmware.card.cvc import CardNotGenuine, load_issuer_keys
 from firmware.card.kenmen import PhotoError, decode_photo, split_card_face
 from firmware.card.mynumber import MyNumberCard
-from firmware.errors import CollationRefused, PinBlocked, ReadError, SecurityStatusNotSatisfied, WrongPin
+from firmware.errors import (
+    CollationBlocked,
+    CollationMismatch,
+    CollationRefused,
+    CollationTriesLow,
+    ReadError,
+    SecurityStatusNotSatisfied,
+)
 from hal.sim.card.profile import AID_KENMEN_KAKUNIN, read_counters, write_counter
 from hal.sim.card.throwaway_pki import new_rsa_key, pem_public
 from tests.unit.card.conftest import TODAY_JST
@@ -27,14 +34,20 @@ def sent_collation(reader) -> bool:
     return any(apdu[1] == 0x20 and len(apdu) > 4 for apdu, _ in reader.history)
 
 
-def tap(reader_for, info, guard=None):
-    reader = reader_for(info)
-    return MyNumberCard(reader.wait_for_card(0), collation_guard=guard), reader
+@pytest.fixture
+def tap(reader_for, policy):
+    """``tap(info, min_tries_left=6)`` → (a fresh MyNumberCard with a policy over the test's ledger, reader)."""
+
+    def make(info, **policy_options):
+        reader = reader_for(info)
+        return MyNumberCard(reader.wait_for_card(0), collation_policy=policy(**policy_options)), reader
+
+    return make
 
 
-def test_right_collation_opens_the_card_face(profile, reader_for):
+def test_right_collation_opens_the_card_face(profile, tap):
     info = profile("card")
-    card, reader = tap(reader_for, info)
+    card, reader = tap(info)
     card.verify_collation_b(collation(info.collation_b), today=TODAY_JST)
     face = card.read_card_face()
     assert len(face.birth_date) == 8 and face.birth_date.isdigit()
@@ -50,8 +63,8 @@ def test_right_collation_opens_the_card_face(profile, reader_for):
     assert info.collation_b.encode() not in b"".join(apdu for apdu, _ in reader.history)
 
 
-def test_card_face_needs_collation_b(profile, reader_for):
-    card, _ = tap(reader_for, profile("card"))
+def test_card_face_needs_collation_b(profile, tap):
+    card, _ = tap(profile("card"))
     with pytest.raises(SecurityStatusNotSatisfied):
         card.read_card_face()
 
@@ -67,51 +80,77 @@ def test_card_face_needs_collation_b(profile, reader_for):
     lambda b: collation("000101" + b[6:]),             # era year 00
     lambda b: collation("650101" + b[6:], era="昭和"),  # 昭和65 does not exist
 ])
-def test_guard_refuses_unsure_or_inconsistent_reading_without_spending(profile, reader_for, make):
+def test_policy_refuses_unsure_or_inconsistent_reading_without_spending(profile, tap, make):
     info = profile("card")
-    card, reader = tap(reader_for, info)
+    card, reader = tap(info)
     with pytest.raises(CollationRefused):
         card.verify_collation_b(make(info.collation_b), today=TODAY_JST)
     assert not sent_collation(reader)
     assert read_counters(info.directory)[B_REF] == 10
 
 
-def test_guard_stops_while_reserve_tries_remain(profile, reader_for):
+def wrong(digits: str) -> str:
+    return digits[:10] + ("1111" if digits.endswith("0000") else "0000")
+
+
+@pytest.mark.parametrize("minimum", [1, 3, 6, 10])
+def test_min_collation_tries_left_is_inclusive(profile, tap, minimum):
+    """The counter must be >= min_tries_left: equal is tried, one less is refused without sending."""
     info = profile("card")
-    write_counter(info.directory, AID_KENMEN_KAKUNIN, "0012", 6)
-    card, reader = tap(reader_for, info)
-    wrong_code = "1111" if info.collation_b.endswith("0000") else "0000"
-    with pytest.raises(WrongPin) as wrong:  # 6 left: one try may be spent
-        card.verify_collation_b(collation(info.collation_b[:10] + wrong_code), today=TODAY_JST)
-    assert wrong.value.tries_left == 5
-    with pytest.raises(CollationRefused):  # 5 left: the kiosk keeps them for the holder
-        card.verify_collation_b(collation(info.collation_b), today=TODAY_JST)
-    assert read_counters(info.directory)[B_REF] == 5
-    # A technician may configure a smaller reserve.
-    card = MyNumberCard(reader.wait_for_card(0), collation_guard=CollationGuard(reserve_tries=2))
-    card.verify_collation_b(collation(info.collation_b), today=TODAY_JST)
-    assert read_counters(info.directory)[B_REF] == 10
+    write_counter(info.directory, AID_KENMEN_KAKUNIN, "0012", minimum - 1)
+    if minimum > 1:
+        card, reader = tap(info, min_tries_left=minimum)
+        with pytest.raises(CollationTriesLow) as refused:
+            card.verify_collation_b(collation(info.collation_b), today=TODAY_JST)
+        assert refused.value.tries_left == minimum - 1 and not sent_collation(reader)
+        assert read_counters(info.directory)[B_REF] == minimum - 1
+    write_counter(info.directory, AID_KENMEN_KAKUNIN, "0012", minimum)
+    card, reader = tap(info, min_tries_left=minimum)
+    card.verify_collation_b(collation(info.collation_b), today=TODAY_JST)  # == minimum: tried
+    assert sent_collation(reader)
+    assert read_counters(info.directory)[B_REF] == 10  # a right number resets the counter
 
 
-def test_blocked_collation_counter(profile, reader_for):
+def test_wrong_collation_is_its_own_error_not_a_pin_error(profile, tap):
+    info = profile("card")
+    card, _ = tap(info)
+    with pytest.raises(CollationMismatch) as refused:
+        card.verify_collation_b(collation(wrong(info.collation_b)), today=TODAY_JST)
+    assert refused.value.tries_left == 9
+    assert info.collation_b not in str(refused.value) and wrong(info.collation_b) not in str(refused.value)
+
+
+def test_wrong_collation_on_the_last_try_is_blocked(profile, tap):
+    info = profile("card")
+    write_counter(info.directory, AID_KENMEN_KAKUNIN, "0012", 1)
+    card, _ = tap(info, min_tries_left=1)
+    with pytest.raises(CollationBlocked):
+        card.verify_collation_b(collation(wrong(info.collation_b)), today=TODAY_JST)
+    assert read_counters(info.directory)[B_REF] == 0
+
+
+def test_blocked_collation_counter(profile, tap):
     info = profile("card")
     write_counter(info.directory, AID_KENMEN_KAKUNIN, "0012", 0)
-    card, _ = tap(reader_for, info)
-    with pytest.raises(PinBlocked):
+    card, reader = tap(info, min_tries_left=1)
+    with pytest.raises(CollationBlocked):
         card.collation_b_tries_left()
+    with pytest.raises(CollationBlocked):
+        card.verify_collation_b(collation(info.collation_b), today=TODAY_JST)
+    assert not sent_collation(reader)
 
 
-def test_genuine_card(profile, reader_for):
+def test_genuine_card(profile, tap):
     info = profile("card")
-    card, _ = tap(reader_for, info)
+    card, _ = tap(info)
     proof = card.prove_genuine(b"terminal nonce", load_issuer_keys(info.directory / "issuer"), TODAY_JST)
     assert proof.card_certificate.issuer_reference == "6000023"
     assert len(proof.signature) == 256
 
 
-def test_untrusted_or_forged_card_is_not_genuine(profile, reader_for, tmp_path):
+def test_untrusted_or_forged_card_is_not_genuine(profile, tap, tmp_path):
     info = profile("card")
-    card, _ = tap(reader_for, info)
+    card, _ = tap(info)
     stranger = tmp_path / "stranger"
     stranger.mkdir()
     (stranger / "6000023.pem").write_bytes(pem_public(new_rsa_key().public_key()))
@@ -123,23 +162,23 @@ def test_untrusted_or_forged_card_is_not_genuine(profile, reader_for, tmp_path):
         card.prove_genuine(b"n", load_issuer_keys(info.directory / "issuer"), dt.date(2060, 1, 1))
 
 
-def test_card_key_swapped_is_not_genuine(profile, reader_for):
+def test_card_key_swapped_is_not_genuine(profile, tap):
     info = profile("card")
     key_file = info.directory / "keys" / AID_KENMEN_KAKUNIN / "internal.pem"
     from hal.sim.card.throwaway_pki import pem_private
     key_file.write_bytes(pem_private(new_rsa_key()))  # a clone with its own key but a copied CVC
-    card, _ = tap(reader_for, info)
+    card, _ = tap(info)
     with pytest.raises(CardNotGenuine):
         card.prove_genuine(b"n", load_issuer_keys(info.directory / "issuer"), TODAY_JST)
 
 
-def test_tampered_cvc_is_refused(profile, reader_for):
+def test_tampered_cvc_is_refused(profile, tap):
     info = profile("card")
     path = info.directory / "ef" / AID_KENMEN_KAKUNIN / "0004.bin"
     raw = bytearray(path.read_bytes())
     raw[40] ^= 0x01  # inside the card's public key
     path.write_bytes(bytes(raw))
-    card, _ = tap(reader_for, info)
+    card, _ = tap(info)
     with pytest.raises((CardNotGenuine, ReadError)):
         card.prove_genuine(b"n", load_issuer_keys(info.directory / "issuer"), TODAY_JST)
 

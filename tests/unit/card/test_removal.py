@@ -28,10 +28,10 @@ def test_removed_mid_certificate_read(profile, reader_for, after):
     assert again.read_auth_certificate().der == (info.directory / "ef" / AID_JPKI / "000A.bin").read_bytes()
 
 
-def test_removed_mid_photo_read(profile, reader_for):
+def test_removed_mid_photo_read(profile, reader_for, policy):
     info = profile("card")
     reader = reader_for(info, max_response_bytes=251, supports_extended_apdu=False)
-    card = MyNumberCard(reader.wait_for_card(0))
+    card = MyNumberCard(reader.wait_for_card(0), collation_policy=policy())
     card.verify_collation_b(CollationB.from_digits(info.collation_b, True), today=TODAY_JST)
     reader.remove_after(6)
     with pytest.raises(CardRemoved):

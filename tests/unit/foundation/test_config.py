@@ -10,7 +10,7 @@ from firmware.errors import ConfigError
 def test_defaults_are_all_simulated():
     config = Config()
     assert config.devices.nfc == "sim" and config.devices.face_camera == "sim"
-    assert config.card.min_collation_tries_left == 5
+    assert config.card.min_collation_tries_left == 6
 
 
 def test_example_config_is_valid(tmp_path):
