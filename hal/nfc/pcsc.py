@@ -96,6 +96,16 @@ class _ThreadContexts:
         with self._lock:
             return self._by_thread.get(threading.current_thread())
 
+    def drop_mine(self, scard) -> None:
+        """Release the calling thread's context (pcscd restarted, reader lost): the next call makes a new one."""
+        with self._lock:
+            context = self._by_thread.pop(threading.current_thread(), None)
+        if context is not None:
+            try:
+                _call(scard, "SCardReleaseContext", scard.SCardReleaseContext, context)
+            except DeviceError as exc:
+                log.debug("releasing a PC/SC context: %s", exc)
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._by_thread)
@@ -243,7 +253,7 @@ class PcscReader(CardReader):
             try:
                 self.name = self._choose_reader(scard, context)
             except HalError:
-                self._drop_my_context(scard)
+                self._contexts.drop_mine(scard)
                 raise
             log.info("using %s", self.describe())
 
@@ -254,15 +264,6 @@ class PcscReader(CardReader):
         if not self.name:
             self.start()
         return self._contexts.get(scard)
-
-    def _drop_my_context(self, scard) -> None:
-        with self._contexts._lock:
-            context = self._contexts._by_thread.pop(threading.current_thread(), None)
-        if context is not None:
-            try:
-                _call(scard, "SCardReleaseContext", scard.SCardReleaseContext, context)
-            except DeviceError as exc:
-                log.debug("releasing a PC/SC context: %s", exc)
 
     def readers(self) -> list[str]:
         """Names of the readers pcscd knows now."""
@@ -315,7 +316,7 @@ class PcscReader(CardReader):
         if code == scard.SCARD_E_TIMEOUT:
             return known_state
         if code != scard.SCARD_S_SUCCESS:
-            self._drop_my_context(scard)  # pcscd restarted or reader unplugged: start() afresh
+            self._contexts.drop_mine(scard)  # pcscd restarted or reader unplugged: start() afresh
             raise DeviceNotFound(f"reader {self.name!r} is gone: {_describe(scard, code)}; {PCSCD_HINT}")
         return states[0][1]
 
