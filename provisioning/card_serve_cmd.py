@@ -4,6 +4,11 @@
 so ``pcsc_scan``, ``opensc-tool`` or any JPKI reader program sees it; ``--pn532-pty LINK`` runs a PN532
 emulator on a pseudo-terminal with a link to it (a bare name goes under ``/dev`` so that nfcpy's
 ``tty:NAME:pn532`` finds it), at a true UART rate of ``--baud``. Serves until Ctrl-C.
+
+The link never replaces anything that might be somebody else's: an existing path is refused with
+exit 1, except a dangling link to a ``/dev/pts`` entry that no longer exists (what a killed
+``card serve`` leaves behind), and on exit only the link this run made is removed, and only if it
+still points at this run's pty (see :func:`hal.sim.pn532_emulator.stale_pty_link`).
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ def serve(
     vpcd: bool = typer.Option(False, "--vpcd", help="Insert the card into pcscd's vpcd reader."),
     pn532_pty: str | None = typer.Option(
         None, "--pn532-pty", metavar="LINK",
-        help="Emulate a PN532 on a pseudo-terminal and link LINK to it (bare name: /dev/LINK).",
+        help="Emulate a PN532 on a pseudo-terminal and link LINK to it (bare name: /dev/LINK). "
+        "LINK must not exist (a stale link to a vanished /dev/pts entry is replaced).",
     ),
     baud: int = typer.Option(115200, "--baud", help="Fastest true UART rate the emulated PN532 accepts."),
 ) -> None:

@@ -29,6 +29,17 @@ with nfcpy's own error mapping. At 115200 baud that is ~100 fewer UART bytes per
 
 Errors: a card that stops answering and is no longer present → :class:`CardRemoved`; one that is
 still present but silent → :class:`LinkTimeout`; the reader itself failing → :class:`DeviceNotFound`.
+Every public method (``start``, ``close``, ``wait_for_card``, ``is_card_present``, ``transmit``) raises
+only :class:`~hal.errors.HalError`: nfcpy and pyserial report a vanished or confused PN532 in many
+ways (``termios.error``, ``nfc.clf.pn53x.Chipset.Error``, ``serial.SerialException`` often with
+``errno`` None, plain ``OSError``/``IOError``), and :func:`translate` maps each one at this boundary:
+
+- ``termios.error``, pyserial's ``SerialException`` and any other ``OSError`` → :class:`DeviceNotFound`;
+  the frontend is dropped, so the next ``start()`` reopens the port once the reader is back;
+- ``nfc.clf.pn53x.Chipset.Error`` (one error frame from the chip) → :class:`DeviceError`: a retry may work;
+- during ``transmit``, nfcpy's ``CommunicationError``/``TagCommandError`` or a chip error frame →
+  :class:`CardRemoved` (the card is gone) or :class:`LinkTimeout` (still present), by a presence check;
+- anything else from nfcpy or pyserial → :class:`DeviceError` naming the exception type.
 """
 
 from __future__ import annotations
@@ -38,11 +49,26 @@ import errno
 import importlib
 import logging
 import os
+import sys
 import threading
 import time
 
 from hal.contracts import CardLink, CardReader
-from hal.errors import BackendUnavailable, BadBackend, CardRemoved, DeviceNotFound, LinkTimeout
+from hal.errors import (
+    BackendUnavailable,
+    BadBackend,
+    CardRemoved,
+    DeviceError,
+    DeviceNotFound,
+    HalError,
+    LinkTimeout,
+)
+
+try:
+    from termios import error as TermiosError  # noqa: N812 - the stdlib's lower-case class name
+except ImportError:  # no termios (Windows): nothing can raise it there
+    class TermiosError(Exception):  # noqa: N818
+        """Stands in for ``termios.error`` where the module does not exist."""
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +94,67 @@ def _nfc():
             f"the nfcpy card reader backend needs the Python package 'nfcpy' ({exc})"
         ) from exc
     return nfc
+
+
+def _chipset_error_class():
+    """``nfc.clf.pn53x.Chipset.Error`` if nfcpy's pn53x driver is loaded (it is not an OSError)."""
+    pn53x = sys.modules.get("nfc.clf.pn53x")
+    return getattr(getattr(pn53x, "Chipset", None), "Error", None)
+
+
+def translate(exc: BaseException, path: str, doing: str) -> HalError:
+    """The project error for a vendor exception raised while ``doing`` something with reader ``path``.
+
+    Why one function: nfcpy lets pyserial's and termios' errors through unchanged and raises its
+    own chip errors beside them, so the same unplugged PN532 shows up as four different types
+    depending on which byte was in flight. Callers ``raise translate(...) from exc``.
+    """
+    if isinstance(exc, HalError):
+        return exc
+    chipset_error = _chipset_error_class()
+    if chipset_error is not None and isinstance(exc, chipset_error):
+        return DeviceError(
+            f"the NFC reader {path!r} answered an error frame while {doing} ({exc}); this is retried, "
+            "and if it keeps happening check the UART wiring and power of the PN532"
+        )
+    if isinstance(exc, TermiosError):
+        detail = exc.args[1] if len(exc.args) > 1 else exc
+        return DeviceNotFound(
+            f"the NFC reader {path!r} is no longer a usable serial port while {doing} ({detail}); {FIX_HINT}"
+        )
+    if isinstance(exc, OSError):  # includes pyserial's SerialException, whose errno is often None
+        detail = exc.strerror or str(exc) or type(exc).__name__
+        return DeviceNotFound(f"the NFC reader {path!r} stopped answering while {doing} ({detail}); {FIX_HINT}")
+    nfc_clf = sys.modules.get("nfc.clf")
+    if nfc_clf is not None and isinstance(exc, nfc_clf.Error):
+        return DeviceError(f"the NFC reader {path!r} failed while {doing}: {exc or type(exc).__name__}")
+    return DeviceError(
+        f"the NFC reader {path!r} failed while {doing} with an unexpected {type(exc).__name__} from "
+        f"nfcpy: {exc}; if it persists, restart the kiosk and report it"
+    )
+
+
+def _drop_frontend(clf) -> None:
+    """Close an nfcpy frontend whose reader may already be gone, and release its serial port.
+
+    nfcpy's own close talks to the chip first (ACK, baud rate back to 115200, PowerDown) and only
+    then closes the port, so on a dead PN532 it fails before the port is closed: the descriptor
+    would leak and a reopened emulator or re-plugged adapter could not be opened again.
+    """
+    device = getattr(clf, "device", None)
+    try:
+        clf.close()
+    except Exception as exc:  # closing a vanished reader must not mask the real error
+        log.debug("closing nfcpy frontend: %s", exc)
+    transport = getattr(getattr(device, "chipset", None), "transport", None)
+    port = getattr(transport, "tty", None)
+    if port is not None:
+        try:
+            port.close()
+        except Exception as exc:  # the fd may be gone already
+            log.debug("closing serial port: %s", exc)
+    with contextlib.suppress(Exception):
+        clf.device = None
 
 
 def open_reader(argument: str) -> NfcpyReader:
@@ -165,15 +252,21 @@ class NfcpyCardLink(CardLink):
         if self._dead:
             raise CardRemoved("the card left the reader (link closed)")
         nfc = _nfc()
+        chip_error = _chipset_error_class() or nfc.clf.CommunicationError
         with self._reader.lock:
             try:
                 with _no_debug_logs(apdu):
                     answer = self._tag.transceive(bytearray(apdu))
-            except (nfc.tag.TagCommandError, nfc.clf.CommunicationError) as exc:
+            except (nfc.tag.TagCommandError, nfc.clf.CommunicationError, chip_error) as exc:
+                # A chip error frame mid-exchange leaves the ISO-DEP block state unknown: like a lost
+                # block, the card is either gone or needs the caller to retry the APDU.
                 self._after_failure(exc)
-            except OSError as exc:
+            except Exception as exc:
                 self._dead = True
-                raise DeviceNotFound(f"the NFC reader {self._reader.path!r} stopped answering: {exc}") from exc
+                error = translate(exc, self._reader.path, "exchanging an APDU with the card")
+                if isinstance(error, DeviceNotFound):
+                    self._reader._lost()
+                raise error from exc
         if answer is None or len(answer) < 2:
             raise LinkTimeout(f"the card sent a {0 if answer is None else len(answer)}-byte answer, no status word")
         return bytes(answer[:-2]), answer[-2] << 8 | answer[-1]
@@ -240,12 +333,19 @@ class NfcpyReader(CardReader):
                 clf.device = self._open_tty_directly(self.path)
             elif not clf.open(self.path):
                 raise DeviceNotFound(f"no NFC reader found at nfcpy path {self.path!r}: {FIX_HINT}")
+        except HalError:
+            _drop_frontend(clf)
+            raise
         except OSError as exc:
-            if isinstance(exc, DeviceNotFound):
-                raise
-            raise DeviceNotFound(
-                f"cannot open NFC reader {self.path!r}: {exc.strerror or exc}; {FIX_HINT}"
-            ) from exc
+            _drop_frontend(clf)
+            detail = exc.strerror or str(exc) or type(exc).__name__
+            raise DeviceNotFound(f"cannot open NFC reader {self.path!r}: {detail}; {FIX_HINT}") from exc
+        except Exception as exc:  # termios.error, a chip error frame at start-up, …
+            _drop_frontend(clf)
+            error = translate(exc, self.path, "opening it")
+            if isinstance(error, DeviceError):  # a reader that cannot start is not usable
+                error = DeviceNotFound(f"cannot open NFC reader {self.path!r}: {error}")
+            raise error from exc
         self._clf = clf
         log.info("opened %s", self.describe())
 
@@ -261,7 +361,18 @@ class NfcpyReader(CardReader):
             raise BadBackend(f"nfcpy has no driver named {driver_name!r} (try pn532)") from exc
         import nfc.clf.transport
 
-        device = driver.init(nfc.clf.transport.TTY(device_path))
+        transport = nfc.clf.transport.TTY(device_path)
+        try:
+            device = driver.init(transport)
+        except BaseException:
+            # nfcpy leaves the port open when the chip does not answer: close it, or the next
+            # start() (reader back) finds the old descriptor still holding the line.
+            with contextlib.suppress(Exception):
+                transport.close()
+            if transport.tty is not None:
+                with contextlib.suppress(Exception):
+                    transport.tty.close()
+            raise
         device._path = device_path
         return device
 
@@ -272,10 +383,17 @@ class NfcpyReader(CardReader):
                 self._link._dead = True
                 self._link = None
             if self._clf is not None:
-                try:
-                    self._clf.close()
-                except Exception as exc:  # closing a vanished reader must not mask the real error
-                    log.debug("closing nfcpy frontend: %s", exc)
+                _drop_frontend(self._clf)
+                self._clf = None
+
+    def _lost(self) -> None:
+        """The reader is gone: drop the frontend (not the watcher), so ``start()`` reopens it."""
+        with self.lock:
+            if self._link is not None:
+                self._link._dead = True
+                self._link = None
+            if self._clf is not None:
+                _drop_frontend(self._clf)
                 self._clf = None
 
     def _forget(self, link: NfcpyCardLink) -> None:
@@ -289,7 +407,15 @@ class NfcpyReader(CardReader):
         deadline = time.monotonic() + max(timeout_s, 0.0)
         while True:
             with self.lock:
-                link = self._sense_once(nfc)
+                if self._clf is None:  # closed or lost by another thread meanwhile
+                    raise DeviceNotFound(f"the NFC reader {self.path!r} is closed; start() it again")
+                try:
+                    link = self._sense_once(nfc)
+                except Exception as exc:
+                    error = translate(exc, self.path, "waiting for a card")
+                    if isinstance(error, DeviceNotFound):
+                        self._lost()
+                    raise error from exc
             if link is not None or time.monotonic() >= deadline:
                 return link
             time.sleep(min(SENSE_INTERVAL_S, max(0.0, deadline - time.monotonic())))
@@ -302,13 +428,9 @@ class NfcpyReader(CardReader):
             if target is None:
                 return None
             tag = nfc.tag.activate(self._clf, target)
-        except nfc.clf.CommunicationError as exc:
+        except nfc.clf.CommunicationError as exc:  # a card that left during activation: no card
             log.debug("activation failed: %s", exc)
             return None
-        except OSError as exc:
-            if exc.errno in (errno.ENODEV, errno.EIO, errno.ETIMEDOUT):
-                raise DeviceNotFound(f"the NFC reader {self.path!r} stopped answering: {exc}; {FIX_HINT}") from exc
-            raise
         if tag is None or not isinstance(tag, nfc.tag.tt4.Type4Tag):
             log.debug("ignoring a tag that is not ISO-DEP: %s", tag)
             return None

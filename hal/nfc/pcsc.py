@@ -3,7 +3,16 @@
 Selection string ``pcsc[:<reader name>]``; an empty name takes the first reader, a name matches a
 reader exactly or as a prefix (``pcsc:Virtual PCD 00 00``, ``pcsc:SONY FeliCa``). We use pyscard's
 thin ``smartcard.scard`` layer, which returns PC/SC result codes, so that every failure maps to one
-project error without guessing from message text, and keep one PC/SC context per reader object.
+project error without guessing from message text.
+
+Threads: PC/SC lets each thread use only its own context (pcsc-lite serialises calls on one
+context, so a watcher blocked in SCardGetStatusChange would also stall the card worker's
+SCardTransmit, and the standard leaves sharing undefined). The reader therefore keeps **one context
+per calling thread** (:class:`_ThreadContexts`): the watcher thread waits and polls on its own, and
+a card link connects its own handle in each thread that transmits (a shared-mode SCardConnect from
+that thread's context), so no context or handle is used from a thread other than the one that made
+it. Contexts of threads that have ended are released on the next call; the rest by ``close()``,
+after the watcher has stopped (the only cross-thread call, made when their owners are done).
 
 ========================  =======  ==========================================================
 reader                    support  remarks
@@ -16,6 +25,8 @@ extended-length APDUs     no       not announced: READ BINARY asks ≤ 256 bytes
 
 Errors: pcscd not running or no reader → :class:`DeviceNotFound` (with the fix); card pulled →
 :class:`CardRemoved`; reader unplugged → :class:`DeviceNotFound`; no answer → :class:`LinkTimeout`.
+pyscard's own exception (``smartcard.scard.error``, raised by its wrappers instead of a result code)
+→ :class:`DeviceError`; nothing from pyscard leaves this module.
 """
 
 from __future__ import annotations
@@ -25,7 +36,7 @@ import threading
 import time
 
 from hal.contracts import CardLink, CardReader
-from hal.errors import BackendUnavailable, CardRemoved, DeviceError, DeviceNotFound, LinkTimeout
+from hal.errors import BackendUnavailable, CardRemoved, DeviceError, DeviceNotFound, HalError, LinkTimeout
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +59,69 @@ def open_reader(argument: str) -> PcscReader:
     return PcscReader(argument)
 
 
+def _call(scard, what: str, function, *args):
+    """Call a pyscard function, turning pyscard's own exception into a HalError."""
+    try:
+        return function(*args)
+    except scard.error as exc:
+        raise DeviceError(f"pyscard failed in {what}: {exc}; {PCSCD_HINT}") from exc
+
+
+class _ThreadContexts:
+    """One PC/SC context per thread that uses the reader (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_thread: dict[threading.Thread, int] = {}
+
+    def get(self, scard) -> int:
+        """The calling thread's context, established on first use."""
+        me = threading.current_thread()
+        with self._lock:
+            context = self._by_thread.get(me)
+            ended = [thread for thread in self._by_thread if not thread.is_alive()]
+            stale = [self._by_thread.pop(thread) for thread in ended]
+        for old in stale:  # their threads are gone, so nobody else can be using them
+            _call(scard, "SCardReleaseContext", scard.SCardReleaseContext, old)
+        if context is not None:
+            return context
+        code, context = _call(scard, "SCardEstablishContext", scard.SCardEstablishContext, scard.SCARD_SCOPE_USER)
+        if code != scard.SCARD_S_SUCCESS:
+            raise DeviceNotFound(f"cannot reach the PC/SC service: {_describe(scard, code)}; {PCSCD_HINT}")
+        with self._lock:
+            self._by_thread[me] = context
+        return context
+
+    def mine(self) -> int | None:
+        with self._lock:
+            return self._by_thread.get(threading.current_thread())
+
+    def drop_mine(self, scard) -> None:
+        """Release the calling thread's context (pcscd restarted, reader lost): the next call makes a new one."""
+        with self._lock:
+            context = self._by_thread.pop(threading.current_thread(), None)
+        if context is not None:
+            try:
+                _call(scard, "SCardReleaseContext", scard.SCardReleaseContext, context)
+            except DeviceError as exc:
+                log.debug("releasing a PC/SC context: %s", exc)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._by_thread)
+
+    def release_all(self, scard) -> None:
+        """Release every context; only once no other thread uses the reader (``close``)."""
+        with self._lock:
+            contexts = list(self._by_thread.values())
+            self._by_thread.clear()
+        for context in contexts:
+            try:
+                _call(scard, "SCardReleaseContext", scard.SCardReleaseContext, context)
+            except DeviceError as exc:  # releasing after pcscd died must not mask the real error
+                log.debug("releasing a PC/SC context: %s", exc)
+
+
 def _describe(scard, code: int) -> str:
     try:
         text = scard.SCardGetErrorMessage(code)
@@ -65,8 +139,9 @@ class PcscCardLink(CardLink):
 
     def __init__(self, reader: PcscReader, handle: int, protocol: int, atr: bytes) -> None:
         self._reader = reader
-        self._handle = handle
-        self._protocol = protocol
+        #: thread → (handle, protocol): each thread transmits through a handle of its own context.
+        self._handles: dict[threading.Thread, tuple[int, int]] = {threading.current_thread(): (handle, protocol)}
+        self._handles_lock = threading.Lock()
         self._atr = atr
         self._closed = False
 
@@ -74,11 +149,32 @@ class PcscCardLink(CardLink):
     def atr(self) -> bytes:
         return self._atr
 
+    def _my_handle(self, scard) -> tuple[int, int]:
+        me = threading.current_thread()
+        with self._handles_lock:
+            mine = self._handles.get(me)
+        if mine is not None:
+            return mine
+        # First APDU from this thread: connect again, from this thread's own context (shared mode,
+        # so the card stays where it is and the watcher's handle keeps working).
+        context = self._reader._contexts.get(scard)
+        protocols = scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
+        code, handle, protocol = _call(scard, "SCardConnect", scard.SCardConnect, context, self._reader.name,
+                                       scard.SCARD_SHARE_SHARED, protocols)
+        if code != scard.SCARD_S_SUCCESS:
+            self._raise_for(scard, code)
+        pci = scard.SCARD_PCI_T1 if protocol == scard.SCARD_PROTOCOL_T1 else scard.SCARD_PCI_T0
+        with self._handles_lock:
+            self._handles[me] = (handle, pci)
+        return handle, pci
+
     def transmit(self, apdu: bytes) -> tuple[bytes, int]:
         if self._closed:
+            self._disconnect_mine()
             raise CardRemoved("the card left the reader (link closed)")
         scard = _scard()
-        code, response = scard.SCardTransmit(self._handle, self._protocol, list(apdu))
+        handle, protocol = self._my_handle(scard)
+        code, response = _call(scard, "SCardTransmit", scard.SCardTransmit, handle, protocol, list(apdu))
         if code != scard.SCARD_S_SUCCESS:
             self._raise_for(scard, code)
         if not response:
@@ -101,17 +197,33 @@ class PcscCardLink(CardLink):
             raise DeviceNotFound(f"reader {self._reader.name!r} is gone: {_describe(scard, code)}; {PCSCD_HINT}")
         if code in (getattr(scard, "SCARD_E_TIMEOUT", None), getattr(scard, "SCARD_W_UNRESPONSIVE_CARD", None)):
             raise LinkTimeout(f"the card on {self._reader.name!r} did not answer: {_describe(scard, code)}")
-        if not self._reader.is_card_present():
+        try:
+            present = self._reader.is_card_present()
+        except HalError:
+            present = False
+        if not present:
             self.close()
             raise CardRemoved(f"the card left reader {self._reader.name!r}: {_describe(scard, code)}")
         raise DeviceError(f"reader {self._reader.name!r} failed to transmit: {_describe(scard, code)}")
 
+    def _disconnect_mine(self) -> None:
+        with self._handles_lock:
+            mine = self._handles.pop(threading.current_thread(), None)
+        if mine is None:
+            return
+        scard = _scard()
+        try:
+            _call(scard, "SCardDisconnect", scard.SCardDisconnect, mine[0], scard.SCARD_LEAVE_CARD)
+        except DeviceError as exc:  # disconnecting from a dead pcscd: nothing left to free
+            log.debug("disconnecting: %s", exc)
+
     def close(self) -> None:
+        """Drop the link. Only this thread's handle is disconnected here: the others belong to other
+        threads' contexts and go when those threads next transmit, end, or the reader closes."""
+        self._disconnect_mine()
         if self._closed:
             return
         self._closed = True
-        scard = _scard()
-        scard.SCardDisconnect(self._handle, scard.SCARD_LEAVE_CARD)
         self._reader._forget(self)
 
 
@@ -122,7 +234,7 @@ class PcscReader(CardReader):
         super().__init__()
         self.wanted = name.strip()
         self.name = ""
-        self._context: int | None = None
+        self._contexts = _ThreadContexts()
         self._link: PcscCardLink | None = None
         self._lock = threading.RLock()
 
@@ -132,34 +244,39 @@ class PcscReader(CardReader):
     # ------------------------------------------------------------------ life cycle
 
     def start(self) -> None:
+        """Reach pcscd from the calling thread and choose the reader (again, after it was lost)."""
         with self._lock:
-            if self._context is not None:
+            if self.name and self._contexts.mine() is not None:
                 return
             scard = _scard()
-            code, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
-            if code != scard.SCARD_S_SUCCESS:
-                raise DeviceNotFound(f"cannot reach the PC/SC service: {_describe(scard, code)}; {PCSCD_HINT}")
-            self._context = context
+            context = self._contexts.get(scard)
             try:
-                self.name = self._choose_reader(scard)
-            except Exception:
-                self.close()
+                self.name = self._choose_reader(scard, context)
+            except HalError:
+                self._contexts.drop_mine(scard)
                 raise
             log.info("using %s", self.describe())
+
+    @property
+    def _context(self) -> int:
+        """The calling thread's context (established, and the reader chosen, on first use)."""
+        scard = _scard()
+        if not self.name:
+            self.start()
+        return self._contexts.get(scard)
 
     def readers(self) -> list[str]:
         """Names of the readers pcscd knows now."""
         scard = _scard()
-        self.start()
-        code, names = scard.SCardListReaders(self._context, [])
+        code, names = _call(scard, "SCardListReaders", scard.SCardListReaders, self._context, [])
         if code == getattr(scard, "SCARD_E_NO_READERS_AVAILABLE", None):
             return []
         if code != scard.SCARD_S_SUCCESS:
             raise DeviceNotFound(f"cannot list PC/SC readers: {_describe(scard, code)}; {PCSCD_HINT}")
         return list(names)
 
-    def _choose_reader(self, scard) -> str:
-        code, names = scard.SCardListReaders(self._context, [])
+    def _choose_reader(self, scard, context: int) -> str:
+        code, names = _call(scard, "SCardListReaders", scard.SCardListReaders, context, [])
         if code not in (scard.SCARD_S_SUCCESS, getattr(scard, "SCARD_E_NO_READERS_AVAILABLE", None)):
             raise DeviceNotFound(f"cannot list PC/SC readers: {_describe(scard, code)}; {PCSCD_HINT}")
         names = list(names) if code == scard.SCARD_S_SUCCESS else []
@@ -182,9 +299,8 @@ class PcscReader(CardReader):
         with self._lock:
             if self._link is not None:
                 self._link.close()
-            if self._context is not None:
-                _scard().SCardReleaseContext(self._context)
-                self._context = None
+            # The watcher has stopped (super().close() joined it): every context is idle now.
+            self._contexts.release_all(_scard())
 
     def _forget(self, link: PcscCardLink) -> None:
         with self._lock:
@@ -195,10 +311,12 @@ class PcscReader(CardReader):
 
     def _reader_state(self, timeout_ms: int, known_state: int) -> int:
         scard = _scard()
-        code, states = scard.SCardGetStatusChange(self._context, timeout_ms, [(self.name, known_state)])
+        code, states = _call(scard, "SCardGetStatusChange", scard.SCardGetStatusChange, self._context, timeout_ms,
+                             [(self.name, known_state)])
         if code == scard.SCARD_E_TIMEOUT:
             return known_state
         if code != scard.SCARD_S_SUCCESS:
+            self._contexts.drop_mine(scard)  # pcscd restarted or reader unplugged: start() afresh
             raise DeviceNotFound(f"reader {self.name!r} is gone: {_describe(scard, code)}; {PCSCD_HINT}")
         return states[0][1]
 
@@ -230,14 +348,15 @@ class PcscReader(CardReader):
 
     def _connect(self, scard) -> PcscCardLink | None:
         protocols = scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
-        code, handle, protocol = scard.SCardConnect(self._context, self.name, scard.SCARD_SHARE_SHARED, protocols)
+        code, handle, protocol = _call(scard, "SCardConnect", scard.SCardConnect, self._context, self.name,
+                                       scard.SCARD_SHARE_SHARED, protocols)
         if code in (scard.SCARD_E_NO_SMARTCARD, scard.SCARD_W_REMOVED_CARD, scard.SCARD_W_UNRESPONSIVE_CARD):
             return None  # gone again between the event and the connect
         if code != scard.SCARD_S_SUCCESS:
             raise DeviceError(f"cannot connect to the card on {self.name!r}: {_describe(scard, code)}")
-        code, _reader, _state, _protocol, atr = scard.SCardStatus(handle)
+        code, _reader, _state, _protocol, atr = _call(scard, "SCardStatus", scard.SCardStatus, handle)
         if code != scard.SCARD_S_SUCCESS:
-            scard.SCardDisconnect(handle, scard.SCARD_LEAVE_CARD)
+            _call(scard, "SCardDisconnect", scard.SCardDisconnect, handle, scard.SCARD_LEAVE_CARD)
             return None
         pci = scard.SCARD_PCI_T1 if protocol == scard.SCARD_PROTOCOL_T1 else scard.SCARD_PCI_T0
         link = PcscCardLink(self, handle, pci, bytes(atr))

@@ -27,6 +27,7 @@ anything else               no       syntax-error frame, as a real PN532 does
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -51,6 +52,88 @@ PN532_ATTRIB_PARAMS = bytes([0x00, 0x05, 0x01, 0x01])
 REQB_SILENCE_S = 0.0025  # time the PN532 listens for an ATQB before giving up (no card)
 
 
+def stale_pty_link(path: Path) -> bool:
+    """True if ``path`` is a symlink to a ``/dev/pts/N`` that no longer exists.
+
+    That is what an emulator killed before its :meth:`Pn532Emulator.close` leaves behind, and the
+    only existing path we replace: a link to a live pty may be another emulator's (or a pty reused
+    by a terminal), and a file, device node or other link is somebody else's. We cannot prove we
+    made a dangling pts link, but replacing one can break nothing: it leads nowhere.
+    """
+    if not path.is_symlink():
+        return False
+    target = os.readlink(path)
+    return target.startswith("/dev/pts/") and target[len("/dev/pts/"):].isdigit() and not os.path.lexists(target)
+
+
+def _stale_for(link: Path, own_pty: str) -> bool:
+    """Stale, or pointing at the pty we have just opened.
+
+    The kernel hands out the lowest free pts number, so a ``card serve`` restarted after a kill
+    usually gets the very number its predecessor's dangling link names: that link is stale too (the
+    pty it names is ours now, so nobody else can be using it).
+    """
+    return stale_pty_link(link) or (link.is_symlink() and os.readlink(link) == own_pty)
+
+
+def _describe_existing(path: Path) -> str:
+    if path.is_symlink():
+        target = os.readlink(path)
+        if os.path.lexists(target):
+            return f"a link to {target}, which exists"
+        return f"a dangling link to {target}, outside /dev/pts"
+    if path.is_dir():
+        return "a directory"
+    if path.is_char_device():
+        return "a character device"
+    return "a file"
+
+
+def _make_link(link: Path, target: str) -> None:
+    """Create ``link`` → ``target``; replace only a stale pty link, refuse anything else existing."""
+    try:
+        link.symlink_to(target)
+        return
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise DeviceError(f"cannot create link {link} to the PN532 emulator's pty {target}: {exc.strerror or exc}; "
+                          "choose a link in a folder you may write to (a bare name needs write access to /dev)") from exc
+    if not _stale_for(link, target):
+        raise DeviceError(
+            f"{link} already exists ({_describe_existing(link)}) and is not a stale PN532 emulator link; "
+            "choose another link name, or remove it yourself if you know nothing uses it"
+        )
+    # Replace the stale link atomically, so that nobody sees the name missing or half-made.
+    temporary = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+        temporary.symlink_to(target)
+        if not _stale_for(link, target):  # somebody put something there meanwhile: leave it alone
+            temporary.unlink()
+            raise DeviceError(f"{link} changed while the stale link was being replaced; not touching it")
+        os.replace(temporary, link)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise DeviceError(f"cannot replace the stale link {link}: {exc.strerror or exc}") from exc
+    log.info("replaced stale link %s (its pty was gone)", link)
+
+
+def _remove_own_link(link: Path, target: str) -> None:
+    """Delete ``link`` only if it still points at ``target`` (somebody may have replaced it)."""
+    try:
+        if os.readlink(link) != target:
+            log.warning("not removing %s: it no longer points at %s", link, target)
+            return
+        link.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:  # not a link any more (EINVAL) or no permission: leave it
+        log.warning("not removing %s: %s", link, exc.strerror or exc)
+
+
 class Pn532Emulator:
     """A PN532 behind a pty. ``path`` is the slave device that nfcpy opens.
 
@@ -59,7 +142,9 @@ class Pn532Emulator:
         max_baud: the fastest rate the emulated UART accepts; the line starts at 115200 like a real
             PN532 and follows SetSerialBaudrate up to this rate.
         link: optional symlink to create to the pty (a bare name goes under ``/dev`` so that
-            ``tty:NAME:pn532`` finds it); removed on :meth:`close`.
+            ``tty:NAME:pn532`` finds it). An existing path is refused unless it is a stale link
+            (see :func:`stale_pty_link`); :meth:`close` removes the link only while it still points
+            at this emulator's pty.
         emulate_time: False turns off all sleeping (functional tests that do not measure time).
     """
 
@@ -81,6 +166,7 @@ class Pn532Emulator:
         self.field_on = False
         self.rf_timeout_s = 0.0512
         self._link = Path(link if "/" in str(link) else f"/dev/{link}") if link else None
+        self._link_made = False  # True while a link we created exists (close removes only that)
         self._master = self._slave = -1
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -99,13 +185,12 @@ class Pn532Emulator:
         # We keep our own slave descriptor open so that the host closing and reopening the port (nfcpy
         # does when it changes baud rate) does not hang up the master side.
         if self._link is not None:
-            if self._link.is_symlink():
-                self._link.unlink()
             try:
-                self._link.symlink_to(self.path)
-            except OSError as exc:
+                _make_link(self._link, self.path)
+            except DeviceError:
                 self.close()
-                raise DeviceError(f"cannot create link {self._link} to {self.path}: {exc}") from exc
+                raise
+            self._link_made = True
         self._stop.clear()
         self._thread = threading.Thread(target=self._serve, name=f"pn532-emulator:{self.path}", daemon=True)
         self._thread.start()
@@ -132,8 +217,9 @@ class Pn532Emulator:
             if fd >= 0:
                 os.close(fd)
         self._master = self._slave = -1
-        if self._link is not None and self._link.is_symlink():
-            self._link.unlink()
+        if self._link_made:
+            self._link_made = False
+            _remove_own_link(self._link, self.path)
 
     def __enter__(self) -> Pn532Emulator:
         return self.start()

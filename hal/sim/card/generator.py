@@ -8,11 +8,17 @@ sex, name/address images, the greyscale JPEG 2000 photo, expiry, security-code i
 (EF 0004) by the test issuer ``6000023`` and the card's genuineness key; and, when the OCR helper's
 renderer ``hal.sim.card_face`` is installed, a photographed card face ``card_face.png`` whose
 printed fields give the 照合番号B stored in card.toml.
+
+Dates follow the real rules, so that a fresh profile is a card that works today: the card is issued
+recently (within the last year, after the birth date) and expires on the holder's 10th birthday after
+issue (5th if under 18 on the issue date); the JPKI certificates run from the issue date to the 5th
+birthday after it, never past the card (see :func:`card_expiry`, :func:`certificate_expiry`).
 """
 
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import datetime as dt
 import importlib
 import io
@@ -53,6 +59,10 @@ log = logging.getLogger(__name__)
 KINDS = tuple(TOKEN_NAMES)
 CERT_STATES = ("valid", "expiring", "grace", "unusable", "not-yet-valid")
 _ERA_STARTS = ((dt.date(2019, 5, 1)), (dt.date(1989, 1, 8)), (dt.date(1926, 12, 25)))
+#: Age on the issue date from which a card runs 10 birthdays instead of 5 (18 since 2022-04-01).
+ADULT_AGE = 18
+#: A fresh card was issued at most this long ago (so certificates are far from expiry by default).
+RECENT_ISSUE_DAYS = 365
 _FONT = Path("/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf")
 
 
@@ -68,6 +78,10 @@ class ProfileInfo:
     cvc_issuer_reference: str
     cvc_issuer_public_pem: Path
     card_face_png: Path | None
+    #: The card's (or, for a phone, the certificate's) issue date and the card's expiry, Japan time.
+    issued: dt.date | None = None
+    card_expiry: dt.date | None = None
+    birth_date: dt.date | None = None
 
 
 def era_year(day: dt.date) -> int:
@@ -82,6 +96,88 @@ def _add_months(day: dt.date, months: int) -> dt.date:
     month_index = day.month - 1 + months
     year, month = day.year + month_index // 12, month_index % 12 + 1
     return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def _birthday_in(birth: dt.date, year: int) -> dt.date:
+    """The holder's birthday in ``year`` (29 February falls on 28 February in common years)."""
+    try:
+        return birth.replace(year=year)
+    except ValueError:
+        return dt.date(year, 2, 28)
+
+
+def nth_birthday_after(birth: dt.date, issued: dt.date, n: int) -> dt.date:
+    """The ``n``-th birthday after the issue date (a birthday on the issue day itself does not count)."""
+    first = _birthday_in(birth, issued.year)
+    year = issued.year + (1 if first <= issued else 0)
+    return _birthday_in(birth, year + n - 1)
+
+
+def age_on(birth: dt.date, day: dt.date) -> int:
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def card_expiry(birth: dt.date, issued: dt.date) -> dt.date:
+    """The card's last valid day: the 10th birthday after issue, the 5th if under 18 at issue.
+
+    The rule for the My Number card (マイナンバーカードの有効期間, 番号法施行規則; J-LIS / 総務省
+    マイナンバーカード総合サイト FAQ): 「発行の日から10回目の誕生日まで（発行の日において18歳未満の
+    者は5回目の誕生日まで）」; the threshold was 20 before 2022-04-01. Only some foreign residents'
+    cards end on another day (their period of stay); generated profiles never model those, the OCR
+    renderer (``hal.sim.card_face.random_fields``) does.
+    """
+    return nth_birthday_after(birth, issued, 10 if age_on(birth, issued) >= ADULT_AGE else 5)
+
+
+def certificate_expiry(birth: dt.date, issued: dt.date) -> dt.date:
+    """The JPKI certificates' last valid day: the 5th birthday after issue, never after the card.
+
+    J-LIS 公的個人認証サービス: 電子証明書の有効期間は「発行の日から5回目の誕生日まで」, and a
+    certificate lapses with its card; the shared reference (seeds, 社会保障審議会医療保険部会
+    第194回 資料2) shows the same 5-year span: 「有効期限（カード発行から5年後）」.
+    """
+    return min(nth_birthday_after(birth, issued, 5), card_expiry(birth, issued))
+
+
+@dataclass(frozen=True)
+class CardDates:
+    """When the holder was born, when the card was issued and until when it and its certificates run."""
+
+    birth: dt.date
+    issued: dt.date
+    card_expiry: dt.date
+    auth_not_after: dt.date
+
+
+def plan_dates(birth: dt.date, rng: np.random.Generator, today: dt.date,
+               auth_not_after: dt.date | None = None) -> CardDates:
+    """Choose the issue date (and, if needed, an older holder) for a card that obeys the rules.
+
+    Without ``auth_not_after``: issued within the last :data:`RECENT_ISSUE_DAYS` days, after the
+    birth date, certificates by :func:`certificate_expiry`; everything is valid ``today``.
+
+    With it (a test wants an expiring, expired or not-yet-valid certificate): the certificate ends
+    there, the card was issued five years before that (or yesterday, if that is in the future) and,
+    so that the card outlives the certificate as a real one does, the holder is made an adult at issue.
+
+    Raises:
+        ProfileError: no card issued by today can outlive ``auth_not_after``.
+    """
+    yesterday = today - dt.timedelta(days=1)
+    if auth_not_after is None:
+        earliest = max(birth + dt.timedelta(days=1), today - dt.timedelta(days=RECENT_ISSUE_DAYS))
+        if earliest > yesterday:
+            raise ProfileError(f"birth date {birth} leaves no day to issue a card before {today}")
+        issued = earliest + dt.timedelta(days=int(rng.integers(0, (yesterday - earliest).days + 1)))
+        return CardDates(birth, issued, card_expiry(birth, issued), certificate_expiry(birth, issued))
+    issued = min(_add_months(auth_not_after, -60), yesterday)
+    if birth >= issued or age_on(birth, issued) < ADULT_AGE:
+        birth = _birthday_in(birth, issued.year - 30)
+    expiry = card_expiry(birth, issued)
+    if auth_not_after > expiry:
+        raise ProfileError(f"a certificate valid until {auth_not_after} would outlive any card issued by {today} "
+                           f"(this one expires {expiry}); choose a date within 9 years of today")
+    return CardDates(birth, issued, expiry, auth_not_after)
 
 
 def _auth_not_after(state: str, today: dt.date) -> dt.date:
@@ -111,7 +207,9 @@ def make_profile(directory: str | Path, *, kind: str = "card", now: dt.datetime 
         kind: ``card``, ``face-only``, ``android`` or ``iphone``.
         now: the clock the validity is computed against (default: now).
         cert_state: where the user-auth certificate stands on ``now`` (see :data:`CERT_STATES`),
-            unless ``auth_not_after`` (a Japan-time date) is given.
+            unless ``auth_not_after`` (a Japan-time date) is given. ``valid`` (the default) dates the
+            certificate by the real rule from a recent issue date (see :func:`plan_dates`); the
+            others put its expiry where the state needs it, inside the card's validity.
         face_image: an RGB/greyscale uint8 face for the card photo; default a face drawn in code.
         ca_dir: a folder caching the throw-away test CAs and CVC issuer key between profiles.
         seed: makes the card face and drawn photo reproducible.
@@ -129,8 +227,16 @@ def make_profile(directory: str | Path, *, kind: str = "card", now: dt.datetime 
     sign_ca = ThrowAwayCa.load_or_create(cache, "digital signature", now)
     physical = kind in ("card", "face-only")
 
-    not_after_day = auth_not_after or _auth_not_after(cert_state, today_jst)
-    not_before = (now - dt.timedelta(days=400)) if cert_state != "not-yet-valid" else now + dt.timedelta(days=30)
+    target = auth_not_after or (None if cert_state == "valid" else _auth_not_after(cert_state, today_jst))
+
+    def plan(birth: dt.date) -> CardDates:
+        return plan_dates(birth, rng, today_jst, target)
+
+    fields = _card_face_fields(rng, today_jst, plan) if physical else None
+    dates = fields["dates"] if fields is not None else plan(_random_birth(rng, today_jst))
+    not_after_day = dates.auth_not_after
+    issued_at = dt.datetime.combine(dates.issued, dt.time(), JST)
+    not_before = issued_at if cert_state != "not-yet-valid" else now + dt.timedelta(days=30)
     auth_key = new_rsa_key()
     auth_cert = user_certificate(auth_ca, auth_key, purpose="user authentication", not_before=not_before,
                                  not_after=end_of_day_jst(not_after_day))
@@ -162,9 +268,9 @@ def make_profile(directory: str | Path, *, kind: str = "card", now: dt.datetime 
     collation_b = None
     card_face_png = None
     info: dict[str, object] = {"auth_not_after_jst": not_after_day.isoformat(),
+                               "issued": dates.issued.isoformat(),
                                "generated_at": now.isoformat(timespec="seconds")}
-    if physical:
-        fields = _card_face_fields(rng, today_jst)
+    if fields is not None:
         collation_b = fields["collation_b"]
         card_key = new_rsa_key()
         holder = secrets.token_hex(8).upper()
@@ -172,7 +278,7 @@ def make_profile(directory: str | Path, *, kind: str = "card", now: dt.datetime 
             "0002": _kenmen_ef0002(fields, face_image, rng, issuer_key),
             "0004": build_cvc(issuer_key=issuer_key, issuer_reference=CVC_TEST_ISSUER_ID,
                               card_public_key=card_key.public_key(), holder_reference=holder,
-                              effective=today_jst - dt.timedelta(days=400), expiry=fields["expiry"]),
+                              effective=dates.issued, expiry=fields["expiry"]),
         }
         keys[AID_KENMEN_KAKUNIN] = {"internal": pem_private(card_key)}
         pins[f"{AID_KENMEN_KAKUNIN}/0012"] = {"name": "照合番号B", "value": collation_b,
@@ -203,28 +309,42 @@ def make_profile(directory: str | Path, *, kind: str = "card", now: dt.datetime 
                                   "quirks": {"get_response": False, "exact_le": False},
                                   "pin": pins, "info": info})
     return ProfileInfo(root, kind, pin if kind in ("card", "android") else None, collation_b,
-                       end_of_day_jst(not_after_day), CVC_TEST_ISSUER_ID, issuer_pem, card_face_png)
+                       end_of_day_jst(not_after_day), CVC_TEST_ISSUER_ID, issuer_pem, card_face_png,
+                       issued=dates.issued, card_expiry=dates.card_expiry if physical else None,
+                       birth_date=dates.birth if physical else None)
 
 
-def _card_face_fields(rng: np.random.Generator, today: dt.date) -> dict:
-    """Birth date, expiry, security code (and a renderer) — from ``hal.sim.card_face`` if present."""
+def _random_birth(rng: np.random.Generator, today: dt.date) -> dt.date:
+    """A holder born 1960–2004 (used where no card face draws one: phones, no renderer)."""
+    return dt.date(1960, 1, 1) + dt.timedelta(days=int(rng.integers(0, 365 * 45)))
+
+
+def _card_face_fields(rng: np.random.Generator, today: dt.date, plan) -> dict:
+    """Card-face items — from ``hal.sim.card_face`` if present — with dates from ``plan(birth)``.
+
+    The renderer draws its own expiry from an issue date anywhere since 2016 (right for OCR frames,
+    where validity does not matter, but often expired today); a profile must be a usable card, so
+    its dates are replaced by :func:`plan_dates`'s before 照合番号B and the image are made from them.
+    """
     try:
         card_face = importlib.import_module("hal.sim.card_face")
     except ImportError:
         card_face = None
     if card_face is not None and hasattr(card_face, "random_fields"):
-        face = card_face.random_fields(rng, today=today)
+        drawn = card_face.random_fields(rng, today=today)
+        dates = plan(drawn.birth_date)
+        face = dataclasses.replace(drawn, birth_date=dates.birth, expiry_date=dates.card_expiry)
         return {"birth": face.birth_date, "expiry": face.expiry_date, "code": face.security_code,
                 "sex": "1" if face.sex == "男" else "2", "name": face.name, "address": "".join(face.address),
-                "collation_b": face.collation_b,
+                "collation_b": face.collation_b, "dates": dates,
                 "render": lambda r: card_face.render_card_face(face, r)}
-    birth = dt.date(1960, 1, 1) + dt.timedelta(days=int(rng.integers(0, 365 * 45)))
-    expiry = birth.replace(year=today.year + 5) if (birth.month, birth.day) != (2, 29) else dt.date(
-        today.year + 5, 2, 28)
+    dates = plan(_random_birth(rng, today))
+    birth, expiry = dates.birth, dates.card_expiry
     code = f"{int(rng.integers(0, 10000)):04d}"
     collation_b = f"{era_year(birth):02d}{birth:%m%d}{expiry.year:04d}{code}"
     return {"birth": birth, "expiry": expiry, "code": code, "sex": "2", "name": "番号 花子",
-            "address": "東京都千代田区霞が関二丁目１番２号", "collation_b": collation_b, "render": None}
+            "address": "東京都千代田区霞が関二丁目１番２号", "collation_b": collation_b, "dates": dates,
+            "render": None}
 
 
 def _text_png(text: str, width: int = 480, height: int = 40) -> bytes:

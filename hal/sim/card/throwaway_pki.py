@@ -76,7 +76,8 @@ class ThrowAwayCa:
             .subject_name(name).issuer_name(name)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=365))
+            # back far enough that any card issued in the last ten years (and its certificates) nests inside
+            .not_valid_before(now - dt.timedelta(days=365 * 11))
             .not_valid_after(now + dt.timedelta(days=365 * 12))
             .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), True)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)

@@ -111,3 +111,26 @@ def test_no_pcscd_is_a_clear_device_not_found(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=30)
     assert result.stdout.startswith("DeviceNotFound:"), result.stdout + result.stderr
     assert "is pcscd running?" in result.stdout
+
+
+def test_a_card_worker_thread_transmits_through_its_own_context(reader, vpcd_insert):
+    """The watcher hands the link to a worker thread, as the kiosk does: real pcscd, no shared context."""
+    done = threading.Event()
+    answers = []
+
+    def work(link):
+        answers.append(link.transmit(b"\x00\xa4\x04\x0c\x0a" + AID))
+        answers.append(link.transmit(b"\x00\xa4\x02\x0c\x02\x00\x0a"))
+        answers.append(link.transmit(b"\x00\xb0\x00\x00\x10"))
+        done.set()
+
+    reader.when_card_presented = lambda link: threading.Thread(target=work, args=(link,), name="card-worker").start()
+    reader.poll_interval_s = 0.05
+    reader.watch()
+    try:
+        vpcd_insert(standin())
+        assert done.wait(5)
+        assert answers == [(b"", 0x9000), (b"", 0x9000), (FILE[:16], 0x9000)]
+        assert len(reader._contexts) >= 2  # the watcher's and the worker's (the main thread's too)
+    finally:
+        reader.stop_watching()
