@@ -111,6 +111,8 @@ class CardReader(Device):
     poll_interval_s: float = 0.1
     #: How often the watcher retries a reader that is gone (unplugged, pcscd stopped).
     retry_interval_s: float = 2.0
+    #: A backend's DeviceError (a bad frame) this many times in a row before the reader counts as lost.
+    glitches_before_lost: int = 3
 
     def __init__(self) -> None:
         self.when_card_presented: CardHandler | None = None
@@ -161,7 +163,8 @@ class CardReader(Device):
     def _watch_loop(self) -> None:
         """Poll for cards until stopped. Nothing a backend or a listener raises ends this thread.
 
-        A HalError means the reader is gone: ``when_reader_changed(error)`` once, then a retry of
+        A HalError means the reader is gone (a plain :class:`DeviceError` — one bad frame — only
+        after ``glitches_before_lost`` in a row): ``when_reader_changed(error)`` once, then a retry of
         ``start()`` every ``retry_interval_s`` until it is back (``when_reader_changed(None)``). Any
         other exception from the backend is a backend bug that must not look like "no card": it is
         logged with its traceback and handled as a lost reader (wrapped in :class:`DeviceError`), so
@@ -169,6 +172,7 @@ class CardReader(Device):
         logged and handed to ``when_listener_failed``; the watcher goes on.
         """
         lost: HalError | None = None
+        glitches = 0
         try:
             while not self._stop.is_set():
                 try:
@@ -179,11 +183,19 @@ class CardReader(Device):
                     if not isinstance(exc, HalError):
                         log.exception("reader backend %s raised a non-HAL error", self.spec)
                         exc = DeviceError(f"the reader backend failed unexpectedly ({type(exc).__name__})")
+                    elif type(exc) is DeviceError and lost is None and glitches < self.glitches_before_lost:
+                        # One bad frame is not a lost reader: retry quietly a few times first, so a
+                        # glitch does not flicker the kiosk out of service and back.
+                        glitches += 1
+                        log.warning("reader %s: %s (glitch %d)", self.spec, exc, glitches)
+                        self._stop.wait(self.poll_interval_s)
+                        continue
                     if lost is None:
                         self._call_listener(self.when_reader_changed, exc)
                     lost = exc
                     self._stop.wait(self.retry_interval_s)
                     continue
+                glitches = 0
                 if lost is not None:
                     lost = None
                     self._call_listener(self.when_reader_changed, None)

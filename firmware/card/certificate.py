@@ -23,10 +23,10 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from firmware.errors import ReadError
+from hal.clock import JST
 
 log = logging.getLogger(__name__)
 
-JST = dt.timezone(dt.timedelta(hours=9), "JST")
 ALERT_MONTHS = 3
 GRACE_MONTHS = 3
 #: What ``cryptography`` may raise on a malformed certificate (some are not ValueErrors).

@@ -21,10 +21,10 @@ from firmware.errors import (
     CollationRefused,
     CollationTriesLow,
 )
+from hal.clock import JST
 
 log = logging.getLogger(__name__)
 
-JST = dt.timezone(dt.timedelta(hours=9), "JST")
 #: Era name → first Gregorian day (昭和 onwards: older holders' cards are not issued any more).
 ERA_STARTS = {"令和": dt.date(2019, 5, 1), "平成": dt.date(1989, 1, 8), "昭和": dt.date(1926, 12, 25)}
 ERA_ENDS = {"平成": dt.date(2019, 4, 30), "昭和": dt.date(1989, 1, 7)}

@@ -22,10 +22,10 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from firmware.card import tlv
 from firmware.errors import CardError, ReadError
+from hal.clock import JST
 
 log = logging.getLogger(__name__)
 
-JST = dt.timezone(dt.timedelta(hours=9), "JST")
 RSA_ENCRYPTION_OID = bytes.fromhex("2A864886F70D010101")
 
 

@@ -22,9 +22,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from hal.clock import JST  # the one JST
+
 log = logging.getLogger(__name__)
 
-JST = dt.timezone(dt.timedelta(hours=9), "JST")
 JPKI_AUTH_POLICY = "1.2.392.200149.8.5.1.3.30"
 JPKI_SIGN_POLICY = "1.2.392.200149.8.5.1.1.10"
 CPS_URI = "http://www.jpki.go.jp/cps.html"

@@ -58,3 +58,19 @@ def test_a_listener_that_raises_is_reported_and_the_watcher_goes_on(profile, no_
         assert removed.wait(5)
     finally:
         reader.close()
+
+
+def test_one_bad_frame_is_a_glitch_not_a_lost_reader(profile, no_thread_leaks):
+    reader = OddReader()
+    changes, presented = [], []
+    reader.when_reader_changed = changes.append
+    reader.when_card_presented = presented.append
+    reader.watch()
+    try:
+        reader.raise_once = DeviceError("bad frame checksum")
+        time.sleep(0.2)
+        assert changes == []
+        reader.present(profile().directory)
+        assert wait_for(lambda: len(presented) == 1)
+    finally:
+        reader.close()
