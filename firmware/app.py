@@ -21,6 +21,7 @@ from concurrent.futures import Future
 from datetime import UTC, datetime
 
 from firmware.bus import Listeners
+from firmware.card.collation import CollationPolicy
 from firmware.commands import CommandHandler
 from firmware.config import Config
 from firmware.flow.checkin import CheckInFlow
@@ -62,6 +63,8 @@ class Kiosk:
                               on_command=CommandHandler(self.runner, lambda: self.link.pending),
                               software=SOFTWARE, report=self._link_report)
         self.services.link = self.link
+        #: 照合番号B policy across taps (the face path uses it; one ledger per data dir).
+        self.collation_policy = CollationPolicy.from_config(config)
         self.clock_check = Supervised("clock-check", self._check_clock, report=self._thread_report)
         self._tap = 0
         self._started = False
@@ -105,6 +108,10 @@ class Kiosk:
         except HalError as exc:
             self._reader_changed(exc)
         self._check_clock(None)
+        ledger = self.collation_policy.ledger
+        if ledger is not None and not ledger.available:  # the face path refuses 照合番号B; PIN and staff work
+            self.health.set("collation-ledger", f"照合番号B is refused until a technician resets the ledger: "
+                                                f"{ledger.problem}")
         self.services.started = True
         self.runner.start()
         self.runner.call(lambda flow: self.services.announce(flow.state_id, flow.session))
@@ -157,9 +164,9 @@ class Kiosk:
         """On the flow thread: out of service while a blocking problem exists, back when none is left."""
         blocking = self.health.blocking
         if blocking and flow.state_id != "out_of_service":
-            self.runner.post("device_lost", None, reason=blocking[0].key)
+            self.runner.send_now("device_lost", reason=blocking[0].key)
         elif not blocking and flow.state_id == "out_of_service":
-            self.runner.post("device_ok")
+            self.runner.send_now("device_ok")  # before a tap queued behind the news that the reader is back
 
     def _link_report(self, key: str, text: str | None, blocking: bool) -> None:
         if text is None:

@@ -88,6 +88,12 @@ def register(app: typer.Typer) -> None:
         clock = clock_synchronised(datetime.now(UTC), cfg.clock.source, cfg.clock.not_before)
         failures += not clock.synchronised
         table.add_row("clock", clock.source, "[green]ok[/]" if clock.synchronised else "[red]FAIL[/]", clock.detail)
+        from firmware.card.collation_ledger import CollationLedger
+
+        ledger = CollationLedger(cfg.data_dir)
+        failures += not ledger.available
+        table.add_row("照合番号B ledger", str(cfg.data_dir), "[green]ok[/]" if ledger.available else "[red]FAIL[/]",
+                      "card histories readable" if ledger.available else f"{ledger.problem}")
         for name, ok, detail in probe_models():
             failures += not ok
             table.add_row(name, "models/", "[green]ok[/]" if ok else "[red]FAIL[/]", detail)

@@ -109,6 +109,19 @@ class FlowRunner:
     def token(self) -> Token:
         return self.flow.token
 
+    def send_now(self, name: str, /, **data) -> bool:
+        """From the flow thread only (inside :meth:`call`): dispatch ``name`` before anything queued.
+
+        For a decision made on the flow thread that events already queued must see (the kiosk going
+        back into service before the card tap that was queued behind the "reader is back" news).
+        """
+        if threading.current_thread() is not self._thread:
+            raise RuntimeError("send_now is for the flow thread; other threads post()")
+        event = _Event(name, None, data)
+        self._dispatch(event)
+        self._schedule_timeout()
+        return event.future.result()
+
     # ------------------------------------------------------------------ the thread
 
     def _run(self) -> None:

@@ -13,7 +13,7 @@ def run_selftest(tmp_path, config_text: str, env_extra: dict | None = None):
     config.write_text(config_text)
     env = {**os.environ, "COLUMNS": "200", **(env_extra or {})}
     return subprocess.run([sys.executable, "-m", "provisioning.cli", "selftest", "--config", str(config)],
-                          capture_output=True, text=True, timeout=120, env=env)
+                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
 
 
 def test_all_simulated_with_embedded_broker_passes(tmp_path):
