@@ -100,3 +100,17 @@ def test_terminal_describes_a_result_whose_certificate_is_garbage():
 
     line = describe_result(result(cert_der_b64=base64.b64encode(b"\x30\x03\xa0\x01\x05").decode()))
     assert "(certificate does not parse)" in line and "[s1/r1] pin card" in line
+
+
+def test_client_ids_are_unique_per_process_and_listen_keeps_a_stable_one():
+    """Shared client ids knocked kiosks (and terminal send vs listen) off the broker once a second."""
+    from firmware.config import Broker
+    from firmware.link.mqtt import KioskLink
+    from firmware.link.outbox import Outbox
+    from terminal.app import ReferenceTerminal
+
+    ids = [KioskLink("s", "r", Broker(), Outbox(":memory:"))._client._client_id for _ in range(2)]
+    assert ids[0] != ids[1] and all(i.startswith(b"uketsuke-s-r-") for i in ids)
+    senders = [ReferenceTerminal(Broker(), site="s", name=None)._client._client_id for _ in range(2)]
+    listeners = [ReferenceTerminal(Broker(), site="s")._client._client_id for _ in range(2)]
+    assert senders[0] != senders[1] and listeners[0] == listeners[1] and listeners[0] not in senders
