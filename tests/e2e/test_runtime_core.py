@@ -16,6 +16,7 @@ from hal.gpio.sim import SimIndicators
 from hal.nfc.sim import SimCardReader
 from hal.sim.card.generator import make_profile
 from terminal.app import ReferenceTerminal
+from tests.services import wait_until
 from ui.demo import wait_for_state
 from ui.window import KioskWindow
 
@@ -63,14 +64,6 @@ def terminal(config):
     yield terminal
     terminal.stop()
 
-
-def wait_until(predicate, timeout_s=10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 class GremlinReader(SimCardReader):

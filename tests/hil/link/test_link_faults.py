@@ -15,7 +15,7 @@ from firmware.config import Broker
 from firmware.link.mqtt import KioskLink
 from firmware.link.outbox import Outbox
 from firmware.link.schemas import CommandName, Method, ResultMessage, topic
-from terminal.app import ReferenceTerminal
+from tests.services import wait_until
 
 pytestmark = pytest.mark.hil
 
@@ -42,14 +42,6 @@ class Reports:
             self.current[key] = (text, blocking)
 
 
-def wait_until(predicate, timeout_s=10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
-
 
 @pytest.fixture
 def make_link(tmp_path):
@@ -69,25 +61,10 @@ def make_link(tmp_path):
         link.outbox.close()
 
 
-@pytest.fixture
-def make_terminal():
-    terminals = []
 
-    def make(port, name="listen"):
-        terminal = ReferenceTerminal(Broker(port=port, keepalive_s=5), site="s1", name=name)
-        terminal.start()
-        assert terminal.wait_connected(10)
-        terminals.append(terminal)
-        return terminal
-
-    yield make
-    for terminal in terminals:
-        terminal.stop()
-
-
-def test_a_thousand_results_from_several_threads_do_not_hang(no_thread_leaks, mosquitto, make_link, make_terminal):
+def test_a_thousand_results_from_several_threads_do_not_hang(no_thread_leaks, mosquitto, make_link, terminal_factory):
     """The old link held its lock across paho's publish while paho's thread took it in on_publish."""
-    terminal = make_terminal(mosquitto.port)
+    terminal = terminal_factory(mosquitto.port)
     link = make_link(mosquitto.port)
     link.start()
     assert link.wait_connected(10)
@@ -109,9 +86,9 @@ def test_a_thousand_results_from_several_threads_do_not_hang(no_thread_leaks, mo
     assert link.wait_flushed(60) and len(link.outbox) == 0 and link.acknowledged == 1000
 
 
-def test_terminal_offline_while_results_are_published(mosquitto, make_link, make_terminal):
+def test_terminal_offline_while_results_are_published(mosquitto, make_link, terminal_factory):
     """Deleted on PUBACK, the old outbox lost every result published while the terminal was away."""
-    first = make_terminal(mosquitto.port)
+    first = terminal_factory(mosquitto.port)
     first.stop()  # the terminal goes away; its persistent session stays at the broker
     link = make_link(mosquitto.port)
     link.start()
@@ -121,25 +98,25 @@ def test_terminal_offline_while_results_are_published(mosquitto, make_link, make
         link.publish_result(message)
     time.sleep(1.0)  # PUBACKs arrive (the broker took them), acks cannot: nobody is there
     assert link.pending == 5 and wait_until(lambda: len(link.outbox) == 5)
-    terminal = make_terminal(mosquitto.port)
+    terminal = terminal_factory(mosquitto.port)
     assert terminal.wait_for(lambda v: {r.id for r in v.results} == {m.id for m in sent}, 20)
     assert link.wait_flushed(20) and len(link.outbox) == 0
     assert len(terminal.view.results) == 5  # resends were deduplicated
 
 
-def test_terminal_that_never_connected_gets_results_by_resend(mosquitto, make_link, make_terminal):
+def test_terminal_that_never_connected_gets_results_by_resend(mosquitto, make_link, terminal_factory):
     link = make_link(mosquitto.port)
     link.start()
     assert link.wait_connected(10)
     message = result()
     link.publish_result(message)
     time.sleep(0.8)  # no subscriber anywhere: the broker dropped it
-    terminal = make_terminal(mosquitto.port, name="late")
+    terminal = terminal_factory(mosquitto.port, name="late")
     assert terminal.wait_for(lambda v: [r.id for r in v.results] == [message.id], 20)
     assert link.wait_flushed(10)
 
 
-def test_unwritable_outbox_keeps_results_in_memory_and_says_so(mosquitto, make_link, make_terminal, tmp_path):
+def test_unwritable_outbox_keeps_results_in_memory_and_says_so(mosquitto, make_link, terminal_factory, tmp_path):
     reports = Reports()
     outbox = Outbox(tmp_path / "ro.sqlite3")
     link = make_link(mosquitto.port, reports=reports, outbox=outbox)
@@ -154,13 +131,13 @@ def test_unwritable_outbox_keeps_results_in_memory_and_says_so(mosquitto, make_l
     assert link.pending == 1 and len(outbox) == 0
     outbox._db.execute("PRAGMA query_only=0")  # the card is writable again
     assert wait_until(lambda: "outbox-write" not in reports.current, 10)
-    terminal = make_terminal(mosquitto.port)
+    terminal = terminal_factory(mosquitto.port)
     assert terminal.wait_for(lambda v: [r.id for r in v.results] == [message.id], 20)
     assert link.wait_flushed(10)
 
 
-def test_unwritable_outbox_still_delivers_from_memory(mosquitto, make_link, make_terminal, tmp_path):
-    terminal = make_terminal(mosquitto.port)
+def test_unwritable_outbox_still_delivers_from_memory(mosquitto, make_link, terminal_factory, tmp_path):
+    terminal = terminal_factory(mosquitto.port)
     outbox = Outbox(tmp_path / "ro.sqlite3")
     outbox._db.execute("PRAGMA query_only=1")
     reports = Reports()
@@ -198,7 +175,7 @@ def _raw_client(port):
 
 
 @pytest.mark.parametrize("retain", [False, True], ids=["plain", "retained"])
-def test_hostile_commands_do_not_kill_the_link(mosquitto, make_link, make_terminal, retain):
+def test_hostile_commands_do_not_kill_the_link(mosquitto, make_link, terminal_factory, retain):
     """A 2 KB command nested 1000 deep ended paho's thread (RecursionError); 40 MB took 1 GB."""
     seen = []
     raw = _raw_client(mosquitto.port)
@@ -207,7 +184,7 @@ def test_hostile_commands_do_not_kill_the_link(mosquitto, make_link, make_termin
     echo = b'{"id": "echo", "cmd": "<script>steal()</script>"}'
     for payload in (deep, huge, echo):
         raw.publish(topic("s1", "r1", "cmd"), payload, qos=1, retain=retain).wait_for_publish(30)
-    terminal = make_terminal(mosquitto.port)
+    terminal = terminal_factory(mosquitto.port)
     process = psutil.Process()
     rss_before = process.memory_info().rss
     link = make_link(mosquitto.port, on_command=lambda c: seen.append(c.cmd) or {"state": "idle"})
@@ -278,11 +255,11 @@ def test_two_kiosks_with_one_reader_id_are_both_told(mosquitto, make_link):
     assert wait_until(lambda: "reader-id" not in first_reports.current)
 
 
-def test_reply_ids_and_errors_never_echo_the_sender(mosquitto, make_link, make_terminal):
+def test_reply_ids_and_errors_never_echo_the_sender(mosquitto, make_link, terminal_factory):
     link = make_link(mosquitto.port, on_command=lambda c: {})
     link.start()
     assert link.wait_connected(10)
-    terminal = make_terminal(mosquitto.port)
+    terminal = terminal_factory(mosquitto.port)
     raw = _raw_client(mosquitto.port)
     raw.publish(topic("s1", "r1", "cmd"), json.dumps({"id": "x" * 60 + "<b>", "cmd": "ping"}), qos=1).wait_for_publish(5)
     raw.publish(topic("s1", "r1", "cmd"), json.dumps({"id": "ok-1", "cmd": "ping", "evil<i>": 1}),

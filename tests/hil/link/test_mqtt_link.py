@@ -13,7 +13,6 @@ from firmware.errors import CommandRefused
 from firmware.link.mqtt import KioskLink
 from firmware.link.outbox import Outbox
 from firmware.link.schemas import CommandName, Method, ResultMessage, topic
-from terminal.app import ReferenceTerminal
 
 pytestmark = pytest.mark.hil
 
@@ -40,21 +39,6 @@ def link_factory(tmp_path):
         link.stop()
         link.outbox.close()
 
-
-@pytest.fixture
-def terminal_factory():
-    terminals = []
-
-    def make(port):
-        terminal = ReferenceTerminal(Broker(port=port, keepalive_s=5), site="s1")
-        terminal.start()
-        assert terminal.wait_connected(10)
-        terminals.append(terminal)
-        return terminal
-
-    yield make
-    for terminal in terminals:
-        terminal.stop()
 
 
 def test_result_reaches_terminal_and_leaves_outbox(mosquitto, link_factory, terminal_factory):
