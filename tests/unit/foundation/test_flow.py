@@ -276,3 +276,45 @@ def test_secrets_are_zeroed_with_the_session_and_never_print():
         pickle.dumps(session.pin)
     with pytest.raises(ValueError):
         session.pin.append_digit(10)
+
+
+EVENTS = ["card_presented", "card_read", "read_failed", "expired", "card_removed", "cancel", "fault",
+          "device_lost", "device_ok"]
+
+
+def test_any_sequence_of_events_with_any_tokens_leaves_a_working_flow():
+    """Hypothesis: events in any order, with current, stale or no tokens, never kill the thread,
+    never leave the machine outside its states, and the next visit still works."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from(EVENTS), st.sampled_from(["now", "stale", "none"])), max_size=25))
+    def run(script):
+        services = Services()
+        runner = FlowRunner(lambda: CheckInFlow(services, Timeouts(card_read_s=60, done_s=60, error_s=60)))
+        runner.start()
+        try:
+            stale = Token("an-old-visit", 1)
+            for name, which in script:
+                token = {"now": runner.flow.token, "stale": stale, "none": None}[which]
+                data = {"facts": facts()} if name == "card_read" else {"error": OSError()} if name == "read_failed" else {}
+                if name in ("card_presented", "card_removed"):
+                    data["tap"] = 1
+                runner.post(name, token, **data)
+            settle(runner)
+            assert runner.alive
+            assert runner.flow.state_id in {"idle", "reading", "done", "failed", "out_of_service"}
+            assert runner.post("card_read", stale, facts=facts()).result(5) is False
+            for name in ("device_ok", "cancel", "cancel"):
+                runner.post(name)
+            settle(runner)
+            if runner.flow.state_id == "failed":
+                runner.post("fault")
+                settle(runner)
+            assert runner.flow.state_id == "idle"
+            assert runner.post("card_presented", None, tap=2).result(5) is True
+        finally:
+            runner.stop()
+
+    run()
