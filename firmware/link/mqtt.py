@@ -99,6 +99,7 @@ class KioskLink:
         self._write_backoff = self.write_retry_min_s
         self._problems: list[str] = []
         self._duplicate_of: str | None = None
+        self._subscribe_mid: int | None = None
         self._threads: list[threading.Thread] = []
 
         self._v5 = broker.protocol == "5"
@@ -119,6 +120,7 @@ class KioskLink:
             )
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_subscribe = self._on_subscribe
         self._client.on_publish = self._on_publish
         self._client.on_message = self._on_message
 
@@ -229,6 +231,9 @@ class KioskLink:
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         self._work.put(("connect", reason_code.is_failure, str(reason_code)))
 
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        self._work.put(("suback", mid))
+
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._work.put(("disconnect", str(reason_code), getattr(reason_code, "value", 0)))
 
@@ -308,6 +313,8 @@ class KioskLink:
             self._due[item[1]] = 0.0
         elif kind == "connect":
             self._connected_now(item[1], item[2])
+        elif kind == "suback":
+            self._subscribed(item[1])
         elif kind == "disconnect":
             self._disconnected(item[1], item[2])
         elif kind == "puback":
@@ -442,8 +449,15 @@ class KioskLink:
             return
         log.info("connected to broker %s:%d", self.broker.host, self.broker.port)
         self.report("broker", None, False)
-        for leaf in ("cmd", "ack", "status"):
-            self._client.subscribe(self.topic(leaf), qos=1)
+        # "Connected" only once the broker confirms our subscriptions: before that, a command or an
+        # ack sent to us would be dropped, and our own status must not be missed for duplicate ids.
+        result, self._subscribe_mid = self._client.subscribe([(self.topic(leaf), 1) for leaf in ("cmd", "ack", "status")])
+        if result != mqtt.MQTT_ERR_SUCCESS:
+            log.warning("could not subscribe: %s", mqtt.error_string(result))
+
+    def _subscribed(self, mid: int) -> None:
+        if mid != self._subscribe_mid:
+            return
         self._connected.set()
         self._publish_status()
         self._inflight.clear()
