@@ -47,6 +47,7 @@ from firmware.link.schemas import (
     parse,
     topic,
 )
+from firmware.supervisor import Supervised
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ class KioskLink:
         self._problems: list[str] = []
         self._duplicate_of: str | None = None
         self._subscribe_mid: int | None = None
-        self._threads: list[threading.Thread] = []
+        self._threads: list[Supervised] = []
 
         self._v5 = broker.protocol == "5"
         self._client = mqtt.Client(
@@ -164,8 +165,9 @@ class KioskLink:
             self._due[row.id] = 0.0
         with self._flushed:
             self._outstanding += len(pending)
-        for name, target in (("link-sender", self._sender_loop), ("link-commands", self._command_loop)):
-            thread = threading.Thread(target=self._supervise, args=(name, target), name=name, daemon=True)
+        for name, loop in (("link-sender", self._sender_loop), ("link-commands", self._command_loop)):
+            thread = Supervised(name, lambda _stopping, loop=loop: loop(), report=self._thread_died,
+                                max_backoff_s=10.0)
             thread.start()
             self._threads.append(thread)
         properties = None
@@ -183,12 +185,12 @@ class KioskLink:
         Pending results stay in the outbox for the next start.
         """
         self._stopping = True
+        for thread in self._threads:  # before the sentinels: a loop that returns is not run again
+            thread.stopping.set()
         self._work.put(_STOP)
         self._commands.put(None)
         for thread in self._threads:
-            thread.join(10)
-            if thread.is_alive():
-                log.error("%s did not stop within 10 s", thread.name)
+            thread.stop(timeout_s=10)
         self._threads.clear()
         if self.connected:
             info = self._client.publish(self.topic("status"), self._status("offline").to_json(), qos=1, retain=True)
@@ -223,7 +225,7 @@ class KioskLink:
 
     def publish_status(self, problems: list[str]) -> None:
         """The retained status, now with these staff-visible problem lines."""
-        self._work.put(("status", list(problems)[:20]))
+        self._work.put(("problems", list(problems)[:20]))
 
     # ------------------------------------------------------------------ paho callbacks (network thread)
     # Each only queues: paho holds its own locks while it calls these.
@@ -254,18 +256,10 @@ class KioskLink:
 
     # ------------------------------------------------------------------ threads
 
-    def _supervise(self, name: str, loop: Callable[[], None]) -> None:
-        """Run ``loop``; if it ever raises, report it and run it again (our threads never die quietly)."""
-        backoff = 0.5
-        while True:
-            try:
-                loop()
-                return
-            except Exception as exc:
-                log.exception("%s crashed; restarting in %.1f s", name, backoff)
-                self.report(name, f"crashed ({type(exc).__name__}); restarted", False)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+    def _thread_died(self, name: str, error: BaseException | None) -> None:
+        """A link thread's loop raised (the Supervised wrapper logged it and runs the loop again)."""
+        if error is not None:
+            self.report(name, f"crashed ({type(error).__name__}); restarted", False)
 
     def _sender_loop(self) -> None:
         while True:
@@ -321,12 +315,11 @@ class KioskLink:
             self._puback(item[1], item[2], item[3])
         elif kind == "ack":
             self._ack(item[1])
+        elif kind == "problems":
+            self._problems = item[1]
+            self._publish_status()
         elif kind == "status":
-            if isinstance(item[1], list):
-                self._problems = item[1]
-                self._publish_status()
-            else:
-                self._other_status(item[1], item[2])
+            self._other_status(item[1], item[2])
         elif kind == "event":
             if self.connected:
                 self._client.publish(self.topic("event"), item[1], qos=0)

@@ -378,16 +378,11 @@ class NfcpyReader(CardReader):
 
     def close(self) -> None:
         super().close()
-        with self.lock:
-            if self._link is not None:
-                self._link._dead = True
-                self._link = None
-            if self._clf is not None:
-                _drop_frontend(self._clf)
-                self._clf = None
+        self._lost()
 
     def _lost(self) -> None:
-        """The reader is gone: drop the frontend (not the watcher), so ``start()`` reopens it."""
+        """Drop the link and the frontend (not the watcher): on a lost reader, so ``start()`` reopens it;
+        on ``close()``, after the watcher has stopped."""
         with self.lock:
             if self._link is not None:
                 self._link._dead = True
