@@ -47,8 +47,8 @@ def facts():
 def runner_for(no_thread_leaks):
     runners = []
 
-    def make(services, timeouts=None):
-        runner = FlowRunner(lambda: CheckInFlow(services, timeouts))
+    def make(services, timeouts=None, *, on_fault=None, build=None):
+        runner = FlowRunner(build or (lambda: CheckInFlow(services, timeouts)), on_fault=on_fault)
         runner.start()
         runners.append(runner)
         return runner
@@ -185,56 +185,46 @@ def test_events_of_a_finished_visit_are_dropped(runner_for):
 def test_an_exception_in_any_enter_is_reported_and_the_kiosk_goes_on(runner_for, broken, caplog):
     services = Services()
     faults = []
-    runner = FlowRunner(lambda: CheckInFlow(services, Timeouts(error_s=60)),
-                        on_fault=lambda where, exc: faults.append((where, exc)))
-    runner.start()
-    try:
-        services.raise_in = broken
-        steps = {
-            "announce:idle": [("card_presented", {"tap": 1}), ("cancel", {})],
-            "read": [("card_presented", {"tap": 1})],
-            "announce:reading": [("card_presented", {"tap": 1})],
-            "publish": [("card_presented", {"tap": 1}), ("card_read", {"facts": facts()})],
-            "announce:done": [("card_presented", {"tap": 1}), ("card_read", {"facts": facts()})],
-            "announce:failed": [("card_presented", {"tap": 1}), ("read_failed", {"error": OSError()})],
-            "announce:out_of_service": [("device_lost", {"reason": "nfc"})],
-        }[broken]
-        for name, data in steps:
-            runner.post(name, None, **data)
-        settle(runner)
-        assert faults and isinstance(faults[0][1], RuntimeError)
-        assert broken.split(":")[0] in caplog.text or "broke" in caplog.text
-        assert runner.alive
-        services.raise_in = None
-        # The patient is never left on a dead screen: the visit ends in failed or idle, and the next works.
-        assert runner.flow.state_id in ("failed", "idle")
-        runner.post("cancel")
-        settle(runner)
-        assert wait_for(lambda: runner.flow.state_id == "idle")
-        runner.post("card_presented", None, tap=9)
-        settle(runner)
-        assert runner.flow.state_id == "reading"
-    finally:
-        runner.stop()
+    runner = runner_for(services, Timeouts(error_s=60), on_fault=lambda where, exc: faults.append((where, exc)))
+    services.raise_in = broken
+    steps = {
+        "announce:idle": [("card_presented", {"tap": 1}), ("cancel", {})],
+        "read": [("card_presented", {"tap": 1})],
+        "announce:reading": [("card_presented", {"tap": 1})],
+        "publish": [("card_presented", {"tap": 1}), ("card_read", {"facts": facts()})],
+        "announce:done": [("card_presented", {"tap": 1}), ("card_read", {"facts": facts()})],
+        "announce:failed": [("card_presented", {"tap": 1}), ("read_failed", {"error": OSError()})],
+        "announce:out_of_service": [("device_lost", {"reason": "nfc"})],
+    }[broken]
+    for name, data in steps:
+        runner.post(name, None, **data)
+    settle(runner)
+    assert faults and isinstance(faults[0][1], RuntimeError)
+    assert broken.split(":")[0] in caplog.text or "broke" in caplog.text
+    assert runner.alive
+    services.raise_in = None
+    # The patient is never left on a dead screen: the visit ends in failed or idle, and the next works.
+    assert runner.flow.state_id in ("failed", "idle")
+    runner.post("cancel")
+    settle(runner)
+    assert wait_for(lambda: runner.flow.state_id == "idle")
+    runner.post("card_presented", None, tap=9)
+    settle(runner)
+    assert runner.flow.state_id == "reading"
 
 
 def test_a_result_is_not_lost_when_publishing_raises(runner_for):
     """The old flow stayed in reading with its timeout cancelled and the result in a discarded Future."""
     services = Services()
     faults = []
-    runner = FlowRunner(lambda: CheckInFlow(services, Timeouts(error_s=0.1)),
-                        on_fault=lambda where, exc: faults.append(where))
-    runner.start()
-    try:
-        services.raise_in = "publish"
-        runner.post("card_presented", None, tap=1)
-        settle(runner)
-        runner.post("card_read", services.read_tokens[0], facts=facts())
-        settle(runner)
-        assert faults == ["card_read in reading"]
-        assert wait_for(lambda: runner.flow.state_id == "idle")  # failed, then its timeout
-    finally:
-        runner.stop()
+    runner = runner_for(services, Timeouts(error_s=0.1), on_fault=lambda where, exc: faults.append(where))
+    services.raise_in = "publish"
+    runner.post("card_presented", None, tap=1)
+    settle(runner)
+    runner.post("card_read", services.read_tokens[0], facts=facts())
+    settle(runner)
+    assert faults == ["card_read in reading"]
+    assert wait_for(lambda: runner.flow.state_id == "idle")  # failed, then its timeout
 
 
 def test_the_machine_is_rebuilt_when_even_the_fault_fails(runner_for):
@@ -245,17 +235,13 @@ def test_the_machine_is_rebuilt_when_even_the_fault_fails(runner_for):
         builds.append(1)
         return CheckInFlow(services)
 
-    runner = FlowRunner(build)
-    runner.start()
-    try:
-        services.raise_in = "announce:failed"
-        runner.post("card_presented", None, tap=1)
-        settle(runner)
-        runner.post("read_failed", services.read_tokens[0], error=OSError())
-        settle(runner)
-        assert len(builds) == 2 and runner.flow.state_id == "idle" and runner.alive
-    finally:
-        runner.stop()
+    runner = runner_for(services, build=build)
+    services.raise_in = "announce:failed"
+    runner.post("card_presented", None, tap=1)
+    settle(runner)
+    runner.post("read_failed", services.read_tokens[0], error=OSError())
+    settle(runner)
+    assert len(builds) == 2 and runner.flow.state_id == "idle" and runner.alive
 
 
 def test_secrets_are_zeroed_with_the_session_and_never_print():
