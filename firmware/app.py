@@ -22,8 +22,10 @@ from datetime import UTC, datetime
 
 from firmware.bus import Listeners
 from firmware.card.collation import CollationPolicy
+from firmware.card.cvc import CvcError, load_issuer_keys
 from firmware.commands import CommandHandler
 from firmware.config import Config
+from firmware.consent import load_policy
 from firmware.flow.checkin import CheckInFlow
 from firmware.flow.runner import FlowRunner
 from firmware.flow.session import CheckInSession, Token
@@ -55,16 +57,27 @@ class Kiosk:
                                open_device("speaker", config.devices.speaker), self.health)
         self.listeners = Listeners(on_error=lambda listener, exc: self.health.set(
             "listener", f"a state listener failed ({type(exc).__name__})"))
-        self.services = KioskServices(config, self.outputs, self.listeners, self.post, self.now)
-        self.runner = FlowRunner(lambda: CheckInFlow(self.services, config.timeouts, config.language),
+        #: 照合番号B policy across taps (the face path uses it; one ledger per data dir).
+        self.collation_policy = CollationPolicy.from_config(config)
+        self.face_camera = open_device("camera", config.devices.face_camera)
+        self.card_camera = open_device("camera", config.devices.card_camera)
+        self.consent_policy = load_policy(config.consent.policy)
+        self.services = KioskServices(config, self.outputs, self.listeners, self.post, self.now,
+                                      collation_policy=self.collation_policy, face_camera=self.face_camera,
+                                      card_camera=self.card_camera, issuer_keys=self._issuer_keys())
+        self.runner = FlowRunner(lambda: CheckInFlow(self.services, config, policy=self.consent_policy, now=self.now),
                                  on_fault=self._flow_fault, after_recovery=self._sync_service)
         self.outbox = Outbox(config.data_dir / "outbox.sqlite3")
         self.link = KioskLink(config.site_id, config.reader_id, config.broker, self.outbox,
                               on_command=CommandHandler(self.runner, lambda: self.link.pending),
                               software=SOFTWARE, report=self._link_report)
         self.services.link = self.link
-        #: 照合番号B policy across taps (the face path uses it; one ledger per data dir).
-        self.collation_policy = CollationPolicy.from_config(config)
+        for name, callback in (("on_context", self.services.context_answered),
+                               ("on_registration", self.services.registration_answered),
+                               ("on_answer", self.services.result_answered)):
+            if hasattr(self.link, name):
+                setattr(self.link, name, callback)
+        self.warm_up = Supervised("face-warm-up", self._warm_up, report=self._thread_report)
         self.clock_check = Supervised("clock-check", self._check_clock, report=self._thread_report)
         self._tap = 0
         self._started = False
@@ -79,6 +92,37 @@ class Kiosk:
     def problems(self) -> list[str]:
         """One line per problem, for staff (status screen, selftest, status topic)."""
         return self.health.lines()
+
+    def touch(self, event: str, token: Token | None, /, **data) -> Future:
+        """A screen's button: keypad digits go to the flow thread's keypad (a digit is never event
+        data the state machine keeps); everything else is posted as an event."""
+        if event == "pin_digit":
+            digit = data.get("digit")
+            return self.runner.call(lambda flow: flow.type_digit(digit, token))
+        if event == "pin_delete":
+            return self.runner.call(lambda flow: flow.delete_digit(token))
+        return self.post(event, token, **data)
+
+    def _issuer_keys(self) -> dict:
+        directory = self.config.card.issuer_keys_dir
+        if directory is None:
+            self.health.set("cvc-issuers", "no card.issuer_keys_dir: the face path refuses every card",
+                            blocking=False)
+            return {}
+        try:
+            keys = load_issuer_keys(directory)
+        except (CvcError, OSError) as exc:
+            self.health.set("cvc-issuers", f"card.issuer_keys_dir unreadable: {exc}", blocking=False)
+            return {}
+        if not keys:
+            self.health.set("cvc-issuers", f"no issuer key in {directory}: the face path refuses every card",
+                            blocking=False)
+        return keys
+
+    def _warm_up(self, _stopping) -> None:
+        """Load the face models and the OCR before the first patient needs them."""
+        self.services.engine.warm_up()
+        return 24 * 3600.0  # loaded: nothing more to do (a failure is reported and retried)
 
     @property
     def indicators(self):
@@ -112,21 +156,30 @@ class Kiosk:
         if ledger is not None and not ledger.available:  # the face path refuses 照合番号B; PIN and staff work
             self.health.set("collation-ledger", f"照合番号B is refused until a technician resets the ledger: "
                                                 f"{ledger.problem}")
+        for role, camera in (("face_camera", self.face_camera), ("card_camera", self.card_camera)):
+            try:
+                camera.start()
+            except HalError as exc:
+                self.health.set(role, f"{exc}; the face path is not available", blocking=False)
         self.services.started = True
         self.runner.start()
         self.runner.call(lambda flow: self.services.announce(flow.state_id, flow.session))
         self._problems_changed(self.health)
         self.reader.watch()
         self.clock_check.start()
+        self.warm_up.start()
 
     def stop(self) -> None:
         self.reader.close()
         self.clock_check.stop()
+        self.warm_up.stop()
         self.runner.stop()
         self.services.stop()
         self.flow.session.wipe()
         self.link.stop()
         self.outputs.close()
+        for camera in (self.face_camera, self.card_camera):
+            camera.close()
         self.outbox.close()
 
     # ------------------------------------------------------------------ events in

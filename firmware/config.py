@@ -73,6 +73,13 @@ class Timeouts(_Strict):
     consent_s: float = Field(90.0, gt=0, le=600)
     done_s: float = Field(8.0, gt=0, le=120)
     error_s: float = Field(10.0, gt=0, le=120)
+    notice_s: float = Field(20.0, gt=0, le=300)  # renewal alert, grace and other notices
+    more_time_s: float = Field(15.0, gt=0, le=120)  # "もう少し時間が必要ですか?" before giving up
+    removed_s: float = Field(5.0, gt=0, le=60)  # "the card was taken out": long enough to read
+    context_s: float = Field(4.0, gt=0, le=60)  # waiting for the terminal's context answer
+    registration_s: float = Field(10.0, gt=0, le=60)
+    visual_s: float = Field(180.0, gt=0, le=900)  # staff walk over and check
+    pin_check_s: float = Field(20.0, gt=0, le=120)  # VERIFY + signature on the card
 
 
 class CardPolicy(_Strict):
@@ -85,6 +92,31 @@ class CardPolicy(_Strict):
     """
 
     min_collation_tries_left: int = Field(6, ge=1, le=10)
+    #: Where the grace period after the certificate's expiry ends (the sources differ, see
+    #: docs/reference): ``months`` 3 months after the expiry day (the primary source), or
+    #: ``month_end`` the end of the month 3 months after (a secondary source).
+    grace_rule: Literal["months", "month_end"] = "months"
+    #: Folder of CVC issuer public keys (``<issuer reference>.pem``) that the card's genuineness
+    #: certificate (券面AP EF 0004) must chain to. None: no issuer is trusted and the face path
+    #: refuses every card as not genuine (a problem line says so); PIN and staff still work.
+    issuer_keys_dir: Path | None = None
+
+
+class Face(_Strict):
+    """The face path: how many tries, and which liveness checks decide."""
+
+    max_tries: int = Field(3, ge=1, le=5)
+    passive_liveness: bool = True  # the passive anti-spoofing model must also say "live"
+    card_face_frames: int = Field(24, ge=2, le=200)  # card-camera frames before "unsure"
+    capture_frames: int = Field(150, ge=10, le=900)  # face-camera frames before "try again"
+
+
+class Pin(_Strict):
+    shuffle_keys: bool = False  # lay the keypad's digits out in a new order for each visit
+
+
+class Consent(_Strict):
+    policy: Path | None = None  # a clinic's consent_policy.toml; None: the one shipped
 
 
 class Clock(_Strict):
@@ -108,6 +140,9 @@ class Config(_Strict):
     timeouts: Timeouts = Timeouts()
     card: CardPolicy = CardPolicy()
     clock: Clock = Clock()
+    face: Face = Face()
+    pin: Pin = Pin()
+    consent: Consent = Consent()
 
 
 def _describe(error: dict) -> str:

@@ -80,6 +80,16 @@ class Demo:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+def _ensure_patient(kiosk: Kiosk, **script):
+    """The simulated patient who answers the screens (one per kiosk; PIN and agree by default)."""
+    from ui.patient import Patient
+
+    patient = getattr(kiosk, "demo_patient", None)
+    if patient is None:
+        patient = kiosk.demo_patient = Patient(**script).attach(kiosk)
+    return patient
+
+
 def wait_for_state(kiosk: Kiosk, state: str, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -90,11 +100,14 @@ def wait_for_state(kiosk: Kiosk, state: str, timeout_s: float) -> bool:
 
 
 def scripted_check_in(kiosk: Kiosk, window, terminal: ReferenceTerminal, card: Path, out_dir: Path) -> list[Path]:
-    """Idle → tap → read → result at the terminal → remove → idle, with a screenshot of each step.
+    """Idle → tap → a PIN check-in → result at the terminal → remove → idle, with screenshots.
+
+    A :class:`~ui.patient.Patient` is attached for the visit if none is yet.
 
     Raises:
         RuntimeError: a step did not happen in time (the message says which).
     """
+    _ensure_patient(kiosk)
     shots = [window.screenshot(out_dir / "01-idle.png")]
     before = len(terminal.view.results)
     kiosk.reader.present(card)
@@ -122,7 +135,8 @@ def play_check_ins(kiosk: Kiosk, card: Path, count: int, timeout_s: float) -> di
     """
     if not hasattr(kiosk.reader, "present"):
         raise RuntimeError(f"--checkins needs the simulated reader (devices.nfc = \"sim\"), not {kiosk.reader.spec!r}")
-    step_s = kiosk.config.timeouts.card_read_s + 10
+    _ensure_patient(kiosk)
+    step_s = kiosk.config.timeouts.card_read_s + kiosk.config.timeouts.context_s + 20
     done = 0
     for number in range(1, count + 1):
         if not wait_for_state(kiosk, "idle", step_s):

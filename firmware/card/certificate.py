@@ -5,8 +5,10 @@ JPKI certificates end at 23:59:59 JST:
 
 - ``VALID``: in its validity period, more than 3 months before notAfter;
 - ``EXPIRING``: within 3 months before notAfter (the reader alerts the holder);
-- ``GRACE``: expired, but not later than 3 months after the *end of the expiry month* — physical
-  cards only (eligibility still works, consent to share medical information does not);
+- ``GRACE``: expired, but not later than 3 months after — physical cards only (eligibility still
+  works, consent to share medical information does not). The sources read the boundary two ways
+  (eligibility-interface reference), so it is a rule: ``months`` ends 3 calendar months after the
+  expiry day (the primary source, the default), ``month_end`` at the end of the month 3 months after;
 - ``UNUSABLE``: any later, a smartphone certificate after expiry, or before notBefore.
 """
 
@@ -52,9 +54,18 @@ def add_months(day: dt.date, months: int) -> dt.date:
     return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
-def grace_end(not_after: dt.datetime) -> dt.datetime:
-    """Last instant of the grace period: end of the month 3 months after the expiry month (JST)."""
+GRACE_RULES = ("months", "month_end")
+
+
+def grace_end(not_after: dt.datetime, rule: str = "months") -> dt.datetime:
+    """Last instant of the grace period (JST): 3 months after the expiry day (``months``), or the
+    end of the month 3 months after the expiry month (``month_end``)."""
+    if rule not in GRACE_RULES:
+        raise ValueError(f"grace rule must be one of {GRACE_RULES}, not {rule!r}")
     expiry_day = not_after.astimezone(JST).date()
+    if rule == "months":
+        end_day = add_months(expiry_day, GRACE_MONTHS)
+        return dt.datetime(end_day.year, end_day.month, end_day.day, 23, 59, 59, 999999, tzinfo=JST)
     last_of_month = dt.date(expiry_day.year, expiry_day.month,
                             calendar.monthrange(expiry_day.year, expiry_day.month)[1])
     end_day = add_months(last_of_month.replace(day=1), GRACE_MONTHS)
@@ -63,7 +74,7 @@ def grace_end(not_after: dt.datetime) -> dt.datetime:
 
 
 def status_at(not_before: dt.datetime, not_after: dt.datetime, now: dt.datetime,
-              grace_allowed: bool) -> CertStatus:
+              grace_allowed: bool, grace_rule: str = "months") -> CertStatus:
     """Where a certificate valid ``[not_before, not_after]`` stands at ``now`` (aware datetimes)."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware (a naive clock cannot be put in Japan time)")
@@ -75,7 +86,7 @@ def status_at(not_before: dt.datetime, not_after: dt.datetime, now: dt.datetime,
         alert_day = add_months(after_jst.date(), -ALERT_MONTHS)
         alert_from = dt.datetime.combine(alert_day, after_jst.timetz())
         return CertStatus.EXPIRING if now_jst >= alert_from else CertStatus.VALID
-    if grace_allowed and now_jst <= grace_end(not_after):
+    if grace_allowed and now_jst <= grace_end(not_after, grace_rule):
         return CertStatus.GRACE
     return CertStatus.UNUSABLE
 
@@ -135,9 +146,9 @@ class AuthCertificate:
     def public_key(self) -> rsa.RSAPublicKey:
         return self._key  # type: ignore[attr-defined]
 
-    def status_at(self, now: dt.datetime, token_kind) -> CertStatus:
+    def status_at(self, now: dt.datetime, token_kind, grace_rule: str = "months") -> CertStatus:
         """Status at ``now``; the 3-month grace applies only when ``token_kind`` is a physical card."""
-        return status_at(self.not_before, self.not_after, now, bool(token_kind.is_physical_card))
+        return status_at(self.not_before, self.not_after, now, bool(token_kind.is_physical_card), grace_rule)
 
     def __repr__(self) -> str:
         return f"AuthCertificate(serial={self.serial_hex}, not_after={self.not_after.isoformat()})"

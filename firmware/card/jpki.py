@@ -85,11 +85,19 @@ def parse_token_name(token_info: bytes) -> TokenKind:
     return kind
 
 
-def check_pin_format(pin: str) -> bytes:
-    """The PIN as sent (ASCII digits); refuses anything but 4 digits before touching the card."""
-    if not isinstance(pin, str) or len(pin) != 4 or not pin.isascii() or not pin.isdigit():
-        raise PinFormatError("the user-authentication PIN is 4 digits (0-9)")
-    return pin.encode("ascii")
+def check_pin_format(pin: str | bytes | bytearray | memoryview) -> bytes:
+    """The PIN as sent (ASCII digits); refuses anything but 4 digits before touching the card.
+
+    The kiosk passes a :class:`~firmware.secrets.SecretBuffer`'s view (ASCII digits) rather than a
+    ``str``; the ``bytes`` of the APDU built from it are transient (CPython cannot zero them).
+    """
+    if isinstance(pin, str):
+        if len(pin) != 4 or not pin.isascii() or not pin.isdigit():
+            raise PinFormatError("the user-authentication PIN is 4 digits (0-9)")
+        return pin.encode("ascii")
+    if isinstance(pin, bytes | bytearray | memoryview) and len(pin) == 4 and all(0x30 <= b <= 0x39 for b in pin):
+        return bytes(pin)
+    raise PinFormatError("the user-authentication PIN is 4 digits (0-9)")
 
 
 class JpkiApplication:
@@ -130,7 +138,7 @@ class JpkiApplication:
         check_sw(response.sw, "VERIFY (tries left) EF 0018")
         raise ReadError(f"VERIFY without data answered {response.sw:04X}, not 63Cx", sw=response.sw)
 
-    def verify_pin(self, pin: str) -> None:
+    def verify_pin(self, pin: str | bytes | memoryview) -> None:
         """VERIFY the user-authentication PIN; raises WrongPin(tries_left) or PinBlocked."""
         pin_bytes = check_pin_format(pin)
         self.select()

@@ -89,6 +89,17 @@ class MyNumberCard:
             raise NoPinOnToken(f"a {kind.value} token has no PIN at the reader")
         self.jpki.verify_pin(pin)
 
+    def verify_pin_buffer(self, pin) -> None:
+        """VERIFY the PIN held in a :class:`~firmware.secrets.SecretBuffer` (never made a ``str``)."""
+        kind = self.read_token_kind()
+        if not kind.has_pin:
+            raise NoPinOnToken(f"a {kind.value} token has no PIN at the reader")
+        view = pin.view()
+        try:
+            self.jpki.verify_pin(view)
+        finally:
+            view.release()
+
     def sign_nonce(self, nonce: bytes) -> bytes:
         """Sign SHA-256 DigestInfo(nonce) with the auth key (after :meth:`verify_pin`, except iPhone).
 

@@ -30,19 +30,32 @@ def at(text: str) -> dt.datetime:
     ("2026-08-31T15:00:00+00:00", CertStatus.UNUSABLE, CertStatus.UNUSABLE),
     ("2020-12-31T23:59:59+00:00", CertStatus.UNUSABLE, CertStatus.UNUSABLE),  # before notBefore
 ])
-def test_status_boundaries(now, card, phone):
-    assert status_at(NOT_BEFORE, NOT_AFTER, at(now), grace_allowed=True) is card
-    assert status_at(NOT_BEFORE, NOT_AFTER, at(now), grace_allowed=False) is phone
+def test_status_boundaries_month_end_reading(now, card, phone):
+    assert status_at(NOT_BEFORE, NOT_AFTER, at(now), True, "month_end") is card
+    assert status_at(NOT_BEFORE, NOT_AFTER, at(now), False, "month_end") is phone
+
+
+@pytest.mark.parametrize("now, card", [
+    ("2026-08-15T14:59:59+00:00", CertStatus.GRACE),  # 2026-08-15 23:59:59 JST: 3 months after 15 May
+    ("2026-08-15T15:00:00+00:00", CertStatus.UNUSABLE),  # 16 Aug JST: past it (month_end: still grace)
+])
+def test_status_boundaries_three_months_reading(now, card):
+    assert status_at(NOT_BEFORE, NOT_AFTER, at(now), True, "months") is card
+    assert status_at(NOT_BEFORE, NOT_AFTER, at(now), True) is card  # the default reading
+    assert status_at(NOT_BEFORE, NOT_AFTER, at(now), False, "months") is CertStatus.UNUSABLE
+    assert status_at(NOT_BEFORE, NOT_AFTER, at(now), True, "month_end") is CertStatus.GRACE
 
 
 def test_compared_in_japan_time_not_utc():
     # Expiry on 30 Nov JST; the grace runs to the end of February (a short month) JST.
     not_after = dt.datetime(2026, 11, 30, 14, 59, 59, tzinfo=UTC)
-    assert grace_end(not_after) == dt.datetime(2027, 2, 28, 23, 59, 59, 999999,
+    assert grace_end(not_after, "month_end") == dt.datetime(2027, 2, 28, 23, 59, 59, 999999,
                                                tzinfo=dt.timezone(dt.timedelta(hours=9)))
     # 15:30 UTC on 28 Feb is already 1 March in Japan: past the grace.
-    assert status_at(NOT_BEFORE, not_after, at("2027-02-28T15:30:00+00:00"), True) is CertStatus.UNUSABLE
-    assert status_at(NOT_BEFORE, not_after, at("2027-02-28T14:30:00+00:00"), True) is CertStatus.GRACE
+    for rule in ("months", "month_end"):  # 30 Nov + 3 months is 28 Feb in either reading
+        assert grace_end(not_after, rule) == grace_end(not_after, "month_end")
+        assert status_at(NOT_BEFORE, not_after, at("2027-02-28T15:30:00+00:00"), True, rule) is CertStatus.UNUSABLE
+        assert status_at(NOT_BEFORE, not_after, at("2027-02-28T14:30:00+00:00"), True, rule) is CertStatus.GRACE
 
 
 def test_naive_clock_is_refused():

@@ -11,7 +11,7 @@ from statemachine.exceptions import TransitionNotAllowed
 from firmware.config import Timeouts
 from firmware.flow.checkin import CheckInFlow
 from firmware.flow.runner import FlowRunner
-from firmware.flow.session import CardFacts, CheckInSession, Token
+from firmware.flow.session import CardFacts, CheckInSession, Context, Token
 
 
 class Services:
@@ -25,10 +25,16 @@ class Services:
         if self.raise_in == name:
             raise RuntimeError(f"{name} broke")
 
-    def start_card_read(self, session, link, token):
+    def start_card_read(self, session, link, token, pin=None):
         self.calls.append("read")
         self.read_tokens.append(token)
         self._maybe_raise("read")
+
+    def __getattr__(self, name):  # the other services: recorded, and broken on request
+        def service(*args, **kwargs):
+            self.calls.append(name)
+            self._maybe_raise(name)
+        return service
 
     def publish_result(self, session):
         self.calls.append(f"publish:{session.card.token_kind}")
@@ -40,7 +46,16 @@ class Services:
 
 
 def facts():
-    return CardFacts(token_kind="card", cert_der=b"\x30", cert_status="valid")
+    return CardFacts(token_kind="card", cert_der=b"\x30", cert_status="valid",
+                     not_after="2030-01-01T00:00:00+00:00")
+
+
+def to_done(runner):
+    """From a card read to done by the shortest path: staff check, context, consent, prescription."""
+    for name, data in (("choose_visual", {}), ("visual_ok", {}),
+                       ("context_received", {"session_id": runner.flow.session.id, "context": Context(registered=True)}),
+                       ("consent_all", {}), ("prescription_paper", {})):
+        assert runner.post(name, None, **data).result(5) is True, name
 
 
 @pytest.fixture
@@ -80,12 +95,16 @@ def test_happy_path_and_wipe_on_idle(runner_for):
     view = frame[1:3]
     token = services.read_tokens[0]
     assert runner.post("card_read", token, facts=facts()).result(5) is True
+    assert runner.flow.state_id == "choose_method" and "request_context" in services.calls
+    to_done(runner)
     assert runner.flow.state_id == "done" and services.calls[-1] == "publish:card"
     old = runner.flow.session
+    assert old.method == "visual" and old.consent and old.prescription == "paper"
     assert runner.post("card_removed", None, tap=1).result(5) is True
     assert runner.flow.state_id == "idle"
     assert not view.any() and old.card is None and runner.flow.session is not old
-    assert services.announced == ["idle", "reading", "done", "idle"]
+    assert services.announced == ["idle", "reading", "choose_method", "visual", "checking", "consent",
+                                  "prescription", "done", "idle"]
 
 
 def test_read_failure_records_the_error_kind(runner_for):
@@ -121,7 +140,7 @@ def test_a_timeout_that_fires_as_the_read_completes_does_not_end_done_early(runn
     expired = runner.post("expired", reading)  # what the reading timeout posts
     gate.set()
     assert expired.result(5) is False
-    assert runner.flow.state_id == "done" and runner.dropped >= 1
+    assert runner.flow.state_id == "choose_method" and runner.dropped >= 1
 
 
 def test_a_late_read_after_its_timeout_is_dropped(runner_for):
@@ -191,13 +210,20 @@ def test_an_exception_in_any_enter_is_reported_and_the_kiosk_goes_on(runner_for,
         "announce:idle": [("card_presented", {"tap": 1}), ("cancel", {})],
         "read": [("card_presented", {"tap": 1})],
         "announce:reading": [("card_presented", {"tap": 1})],
-        "publish": [("card_presented", {"tap": 1}), ("card_read", {"facts": facts()})],
-        "announce:done": [("card_presented", {"tap": 1}), ("card_read", {"facts": facts()})],
+        "publish": [("card_presented", {"tap": 1}), ("card_read", {"facts": facts()}), "to_done"],
+        "announce:done": [("card_presented", {"tap": 1}), ("card_read", {"facts": facts()}), "to_done"],
         "announce:failed": [("card_presented", {"tap": 1}), ("read_failed", {"error": OSError()})],
         "announce:out_of_service": [("device_lost", {"reason": "nfc"})],
     }[broken]
-    for name, data in steps:
-        runner.post(name, None, **data)
+    for step in steps:
+        if step == "to_done":
+            settle(runner)
+            for name, data in (("choose_visual", {}), ("visual_ok", {}), ("context_received", {
+                    "session_id": runner.flow.session.id, "context": Context(registered=True)}),
+                    ("consent_all", {}), ("prescription_paper", {})):
+                runner.post(name, None, **data)
+        else:
+            runner.post(step[0], None, **step[1])
     settle(runner)
     assert faults and isinstance(faults[0][1], RuntimeError)
     assert broken.split(":")[0] in caplog.text or "broke" in caplog.text
@@ -223,7 +249,13 @@ def test_a_result_is_not_lost_when_publishing_raises(runner_for):
     settle(runner)
     runner.post("card_read", services.read_tokens[0], facts=facts())
     settle(runner)
-    assert faults == ["card_read in reading"]
+    for name, data in (("choose_visual", {}), ("visual_ok", {}), ("context_received", {
+            "session_id": runner.flow.session.id, "context": Context(registered=True)}),
+            ("consent_all", {})):
+        runner.post(name, None, **data)
+    runner.post("prescription_paper", None)
+    settle(runner)
+    assert faults == ["prescription_paper in prescription"]
     assert wait_for(lambda: runner.flow.state_id == "idle")  # failed, then its timeout
 
 
@@ -265,7 +297,8 @@ def test_secrets_are_zeroed_with_the_session_and_never_print():
 
 
 EVENTS = ["card_presented", "card_read", "read_failed", "expired", "card_removed", "cancel", "fault",
-          "device_lost", "device_ok"]
+          "device_lost", "device_ok", "choose_visual", "choose_pin", "visual_ok", "pin_ok", "consent_all",
+          "prescription_paper", "more_time_yes", "notice_ok"]
 
 
 def test_any_sequence_of_events_with_any_tokens_leaves_a_working_flow():
@@ -290,7 +323,7 @@ def test_any_sequence_of_events_with_any_tokens_leaves_a_working_flow():
                 runner.post(name, token, **data)
             settle(runner)
             assert runner.alive
-            assert runner.flow.state_id in {"idle", "reading", "done", "failed", "out_of_service"}
+            assert runner.flow.state_id in {state.id for state in runner.flow.states}
             assert runner.post("card_read", stale, facts=facts()).result(5) is False
             for name in ("device_ok", "cancel", "cancel"):
                 runner.post(name)

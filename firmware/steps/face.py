@@ -1,0 +1,234 @@
+"""The face step: card face → 照合番号B → chip photo + genuineness → live capture → decision.
+
+Order and why (docs/design.md, "What proves what"): the card camera's frames must pass the OCR gate
+before 照合番号B is sent once (an unsure reading spends no try); the photo and the card's
+signature over the terminal's challenge are read once per visit and kept for the retries; each try
+is one :class:`~firmware.face.session.FaceSession` with its own liveness challenge, which is wiped
+when the try ends. The card-face OCR starts at the tap (:class:`CardFaceRead`), so it overlaps the
+certificate read on the chip.
+
+Everything here runs on a worker; progress goes to the screen through the session's
+:class:`~firmware.flow.session.FaceProgress` mailbox, the outcome to the flow as an event.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from firmware.errors import CollationRefused, FaceError
+from firmware.flow.session import FaceProgress, FaceSnapshot, Proof
+from hal.clock import JST
+
+log = logging.getLogger(__name__)
+
+PREVIEW_WIDTH = 320
+
+
+class FaceEngine:
+    """The face models and the card-face OCR, loaded once per process, used by one check at a time.
+
+    :meth:`shared` gives every kiosk of a process the same engine (tests and the demo start many):
+    the models are read-only, and the lock makes face checks take turns.
+    """
+
+    _shared: dict[bool, FaceEngine] = {}
+    _shared_lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, passive_liveness: bool = True) -> FaceEngine:
+        with cls._shared_lock:
+            engine = cls._shared.get(passive_liveness)
+            if engine is None:
+                engine = cls._shared[passive_liveness] = cls(passive_liveness)
+            return engine
+
+    def __init__(self, passive_liveness: bool = True):
+        self.passive_liveness = passive_liveness
+        self.lock = threading.Lock()  # TFLite interpreters are not thread-safe: one face check at a time
+        self._load_lock = threading.Lock()
+        self._pipeline = self._passive = self._ocr = None
+
+    def pipeline(self):
+        with self._load_lock:
+            if self._pipeline is None:
+                from firmware.face.pipeline import FacePipeline
+
+                self._pipeline = FacePipeline()
+            return self._pipeline
+
+    def passive(self):
+        if not self.passive_liveness:
+            return None
+        with self._load_lock:
+            if self._passive is None:
+                from firmware.face.liveness import PassiveLiveness
+
+                self._passive = PassiveLiveness.from_manifest()
+            return self._passive
+
+    def ocr(self):
+        with self._load_lock:
+            if self._ocr is None:
+                from firmware.card.ocr.reader import CardFaceReader
+
+                self._ocr = CardFaceReader()
+            return self._ocr
+
+    def warm_up(self) -> None:
+        """Load everything now (on a worker at start), so the first patient does not wait for it."""
+        self.pipeline()
+        self.passive()
+        self.ocr()
+
+    def checker(self):
+        from firmware.face.liveness import LivenessChecker
+
+        passive = self.passive()
+        return LivenessChecker(passive, require_passive=passive is not None)
+
+
+class CardFaceRead:
+    """The card camera's frames through the OCR gate, started at the tap on its own thread.
+
+    ``result()`` waits for the outcome: an :class:`~firmware.card.ocr.gate.OcrCollationB`, or it
+    raises :class:`CollationRefused` (unsure: no try may be spent). Frames are zeroed as they are read.
+    """
+
+    def __init__(self, camera, engine: FaceEngine, max_frames: int):
+        self.camera, self.engine, self.max_frames = camera, engine, max_frames
+        self._done = threading.Event()
+        self._stop = threading.Event()
+        self._outcome = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="card-face-ocr", daemon=True)
+
+    def start(self) -> CardFaceRead:
+        self._thread.start()
+        return self
+
+    def _frames(self):
+        for index in range(self.max_frames):
+            if self._stop.is_set():
+                return
+            try:
+                self.camera.set_light(index % 2)  # a second lighting moves the glare off a field
+            except Exception:
+                log.debug("card camera light not switchable")
+            yield self.camera.capture()
+
+    def _run(self) -> None:
+        from firmware.card.ocr.reader import read_collation_b
+
+        try:
+            self._outcome = read_collation_b(self._frames(), self.engine.ocr(), max_frames=self.max_frames)
+        except Exception as exc:  # every failure is "unsure": never a try spent on it
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def result(self, timeout_s: float):
+        if not self._done.wait(timeout_s):
+            self._stop.set()
+            raise CollationRefused("the card face was not read in time")
+        if self._error is not None:
+            if isinstance(self._error, CollationRefused):
+                raise self._error
+            raise CollationRefused(f"the card face could not be read ({type(self._error).__name__})") from self._error
+        return self._outcome
+
+    def wipe(self) -> None:
+        self._stop.set()
+        self._outcome = None  # OcrCollationB holds a str (cannot be zeroed); the reference goes here
+
+
+@dataclass
+class ChipFace:
+    """What the chip gave the face path once per visit: the photo (zeroed at the end) and the proof."""
+
+    photo: np.ndarray
+    proof: Proof
+
+    def wipe(self) -> None:
+        self.photo.fill(0)
+
+
+def open_chip(card, card_face: CardFaceRead, challenge, issuer_keys, wait_s: float,
+              progress: FaceProgress) -> ChipFace:
+    """照合番号B once (behind the policy), then the photo and the card's signature over ``challenge``.
+
+    Raises:
+        CollationRefused (no try spent), CollationMismatch / CollationBlocked (the card's answer),
+        CardNotGenuine, and the card layer's errors.
+    """
+    progress.publish(FaceSnapshot(step="card_face"))
+    reading = card_face.result(wait_s)
+    progress.publish(FaceSnapshot(step="chip"))
+    today = dt.datetime.now(JST).date()
+    card.verify_collation_b(reading.as_collation_b(), today)
+    photo = card.read_photo()
+    genuine = card.prove_genuine(challenge.nonce, issuer_keys, today)
+    proof = Proof(nonce=challenge.nonce, challenge_id=challenge.challenge_id, fresh=challenge.fresh,
+                  genuineness=genuine.signature, cvc=genuine.card_certificate.raw)
+    return ChipFace(photo, proof)
+
+
+@dataclass(frozen=True)
+class FaceOutcome:
+    match: bool
+    reason: str  # match / no_match / not_live / no_face / stopped
+    score: float | None = None
+    threshold: float | None = None
+    live: bool | None = None
+
+
+def _preview(frame: np.ndarray, box) -> tuple[np.ndarray, tuple | None]:
+    scale = PREVIEW_WIDTH / frame.shape[1]
+    small = cv2.resize(frame, (PREVIEW_WIDTH, int(round(frame.shape[0] * scale))), interpolation=cv2.INTER_AREA)
+    if box is None:
+        return small, None
+    x0, y0, x1, y1 = (float(v) * scale for v in box[:4])
+    return small, (x0, y0, x1 - x0, y1 - y0)
+
+
+def capture_and_decide(engine: FaceEngine, camera, chip: ChipFace, progress: FaceProgress,
+                       max_frames: int) -> FaceOutcome:
+    """One try: a fresh challenge, live frames until the session is ready, then the decision."""
+    from firmware.face.session import FaceSession
+
+    with engine.lock:
+        if progress.stop.is_set():
+            return FaceOutcome(False, "stopped")
+        with FaceSession(engine.pipeline(), liveness=engine.checker()) as session:
+            session.add_card_photo(chip.photo.copy())  # the session zeroes its copy; ours serves the retries
+            challenge = session.start_capture()
+            kind = challenge.kind.value if challenge is not None else None
+            prompt = challenge.guidance.value if challenge is not None else "look_at_camera"
+            progress.publish(FaceSnapshot(step="capture", prompt=prompt, challenge=kind))
+            ready = False
+            for _ in range(max_frames):
+                if progress.stop.is_set():
+                    return FaceOutcome(False, "stopped")
+                frame = camera.capture()
+                feedback = session.add_frame(frame, time.monotonic())
+                box = feedback.face.box if feedback.face is not None else None
+                preview, preview_box = _preview(frame, box)
+                progress.publish(FaceSnapshot(step="capture", prompt=feedback.prompt.value, box=preview_box,
+                                              preview=preview, challenge=kind))
+                if feedback.ready:
+                    ready = True
+                    break
+            if not ready:
+                return FaceOutcome(False, "no_face")
+            progress.publish(FaceSnapshot(step="deciding", challenge=kind))
+            try:
+                decision = session.decide()
+            except FaceError:
+                return FaceOutcome(False, "no_face")
+    return FaceOutcome(decision.match, decision.reason, decision.score, decision.threshold, decision.live)
