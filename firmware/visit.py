@@ -248,6 +248,10 @@ class KioskServices:
 
     # ------------------------------------------------------------------ the face
 
+    def face_available(self) -> bool:
+        """Face matching needs both cameras and a trusted CVC issuer (to check the card is genuine)."""
+        return bool(self.issuer_keys) and self.face_camera is not None and self.card_camera is not None
+
     def start_face(self, session: CheckInSession, token: Token) -> None:
         progress = session.face = FaceProgress()
         self._spawn("face", self._face, self._work(session), progress, token)

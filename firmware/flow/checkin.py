@@ -63,6 +63,9 @@ class FlowServices(Protocol):
     def start_pin_check(self, session: CheckInSession, pin, token: Token) -> None:
         """VERIFY ``pin`` once and sign a challenge; posts ``pin_ok(proof=…)``, ``pin_wrong`` or ``pin_locked``."""
 
+    def face_available(self) -> bool:
+        """Whether this kiosk can match faces at all (cameras, trusted card issuers)."""
+
     def request_context(self, session: CheckInSession) -> None:
         """Ask the terminal about this certificate; the answer is posted as ``context_received``
         (``session_id``, ``context``)."""
@@ -408,19 +411,22 @@ class CheckInFlow(StateMachine):
             session.proof = proof
             session.method = "smartphone"
         session.pin.wipe()  # the smartphone PIN has done its work
-        if facts.token_kind == "face-only":
-            session.methods = ("face", "visual")
-        else:
-            session.methods = ("face", "pin", "visual")
+        session.methods = self._methods_for(facts.token_kind)
         if not self.read_a_phone(facts) or proof is not None:
             if facts.cert_status != CertStatus.UNUSABLE.value:
                 self.services.request_context(session)
+
+    def _methods_for(self, kind: str) -> tuple[str, ...]:
+        methods = ("face", "visual") if kind == "face-only" else ("face", "pin", "visual")
+        if not self.services.face_available():
+            methods = tuple(m for m in methods if m != "face")
+        return methods
 
     def toggle_proxy(self, **_) -> None:
         """代理の方が操作: a helper operates. Face matching is the holder's own, so it is not offered."""
         session = self.session
         session.proxy = not session.proxy
-        base = ("face", "visual") if session.card and session.card.token_kind == "face-only" else ("face", "pin", "visual")
+        base = self._methods_for(session.card.token_kind if session.card else "card")
         if "face" not in session.methods and session.face_tries_left <= 0:
             base = tuple(m for m in base if m != "face")
         if "pin" not in session.methods and session.pin_tries_left == 0:

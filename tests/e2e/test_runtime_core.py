@@ -18,6 +18,7 @@ from hal.sim.card.generator import make_profile
 from terminal.app import ReferenceTerminal
 from tests.services import wait_until
 from ui.demo import wait_for_state
+from ui.patient import Patient
 from ui.window import KioskWindow
 
 pytestmark = pytest.mark.e2e
@@ -32,7 +33,7 @@ def card(tmp_path_factory):
 @pytest.fixture
 def config(mosquitto, tmp_path):
     return Config(data_dir=tmp_path / "var", broker=Broker(port=mosquitto.port, keepalive_s=5),
-                  timeouts=Timeouts(done_s=30, error_s=30), clock=Clock(source="window"))
+                  timeouts=Timeouts(done_s=30, error_s=30, context_s=1), clock=Clock(source="window"))
 
 
 @pytest.fixture
@@ -48,6 +49,7 @@ def kiosks(no_thread_leaks):
             indicators.spec = "sim"
             kiosk.outputs.indicators = indicators
         kiosk.link.resend_min_s = 0.3
+        Patient().attach(kiosk)  # answers each screen: PIN 1234, agrees, electronic prescription
         made.append(kiosk)
         return kiosk
 

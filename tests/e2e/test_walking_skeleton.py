@@ -1,5 +1,6 @@
-"""The whole check-in, headless: idle → card tapped → certificate read through the CardLink →
-result over MQTT (real mosquitto) → reference terminal shows it → card removed → idle."""
+"""A check-in end to end, headless: idle → card tapped → certificate read through the CardLink → PIN
+typed on the screen → signature over a challenge → consent → result over MQTT (real mosquitto) →
+reference terminal shows it → card removed → idle. Every path has its own test in test_paths.py."""
 
 import base64
 import subprocess
@@ -9,12 +10,15 @@ import time
 import pygame
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 
 from firmware.app import Kiosk
 from firmware.config import Broker, Config, Timeouts
 from hal.sim.card.generator import make_profile
 from terminal.app import ReferenceTerminal
 from ui.demo import scripted_check_in, wait_for_state
+from ui.patient import Patient
 from ui.window import KioskWindow
 
 pytestmark = pytest.mark.e2e
@@ -32,12 +36,13 @@ def card_profiles(tmp_path_factory):
 @pytest.fixture
 def kiosk_and_terminal(mosquitto, tmp_path, no_thread_leaks):
     config = Config(data_dir=tmp_path / "var", broker=Broker(port=mosquitto.port),
-                    timeouts=Timeouts(error_s=30, done_s=30))
+                    timeouts=Timeouts(error_s=30, done_s=30, context_s=1))
     terminal = ReferenceTerminal(config.broker, site=config.site_id)
     terminal.start()
     assert terminal.wait_connected(10)
     kiosk = Kiosk(config)
     kiosk.start()
+    Patient().attach(kiosk)
     window = KioskWindow(kiosk)
     yield kiosk, terminal, window
     window.close()
@@ -51,11 +56,14 @@ def test_check_in_end_to_end(kiosk_and_terminal, card_profiles, tmp_path, caplog
     kiosk.add_listener(lambda state, session: states.append(state))
     shots = scripted_check_in(kiosk, window, terminal, card_profiles["card"].directory, tmp_path / "shots")
     assert [p.name for p in shots] == ["01-idle.png", "02-done.png", "03-idle-again.png"]
-    assert states == ["reading", "done", "idle"]
+    assert states == ["reading", "choose_method", "pin", "pin_checking", "checking", "consent", "prescription",
+                      "done", "idle"]
     (result,) = terminal.view.results
     certificate = x509.load_der_x509_certificate(base64.b64decode(result.cert_der_b64))
     assert certificate.subject.rfc4514_string().startswith("CN=")
-    assert result.card_kind == "card" and result.cert_status.value == "valid"
+    assert result.card_kind == "card" and result.cert_status.value == "valid" and result.method.value == "pin"
+    nonce, signature = base64.b64decode(result.nonce_b64), base64.b64decode(result.signature_b64)
+    certificate.public_key().verify(signature, nonce, padding.PKCS1v15(), hashes.SHA256())  # the PIN's proof
     assert (result.site, result.reader) == ("demo-clinic", "reader-01")
     assert kiosk.link.wait_flushed(10)
     assert kiosk.indicators.history[-1][0] in ("status", "beep")
@@ -78,15 +86,17 @@ def test_card_pulled_mid_read_aborts_cleanly(kiosk_and_terminal, card_profiles):
     assert terminal.view.results == [] and len(kiosk.outbox) == 0
 
 
-def test_android_without_pin_is_refused_not_crashed(kiosk_and_terminal, card_profiles):
+def test_a_touch_on_cancel_ends_the_visit(kiosk_and_terminal, card_profiles):
     kiosk, terminal, window = kiosk_and_terminal
-    kiosk.reader.present(card_profiles["android"].directory)
-    assert wait_for_state(kiosk, "failed", 15)
-    assert kiosk.flow.session.error_kind == "SecurityStatusNotSatisfied"
+    kiosk.demo_patient = None
+    kiosk.listeners._listeners.clear()  # nobody answers: the method screen waits
+    kiosk.reader.present(card_profiles["card"].directory)
+    assert wait_for_state(kiosk, "choose_method", 15)
     window.draw()
     (cancel,) = [b for b in window.renderer.buttons if b.event == "cancel"]
     x, y = cancel.rect.center
-    pygame.event.post(pygame.event.Event(pygame.FINGERDOWN, x=x / 800, y=y / 480, touch_id=0, finger_id=0))
+    w, h = window.surface.get_size()
+    pygame.event.post(pygame.event.Event(pygame.FINGERDOWN, x=x / w, y=y / h, touch_id=0, finger_id=0))
     window.run(max_frames=2)  # the touch on やめる cancels the visit
     assert wait_for_state(kiosk, "idle", 5)
     kiosk.reader.remove()
@@ -94,9 +104,10 @@ def test_android_without_pin_is_refused_not_crashed(kiosk_and_terminal, card_pro
 
 def test_broker_down_at_start_keeps_the_kiosk_running(mosquitto, tmp_path, card_profiles):
     mosquitto.stop()
-    config = Config(data_dir=tmp_path / "var", broker=Broker(port=mosquitto.port))
+    config = Config(data_dir=tmp_path / "var", broker=Broker(port=mosquitto.port), timeouts=Timeouts(context_s=1))
     kiosk = Kiosk(config)
     kiosk.start()
+    Patient().attach(kiosk)
     try:
         kiosk.reader.present(card_profiles["card"].directory)
         assert wait_for_state(kiosk, "done", 15)

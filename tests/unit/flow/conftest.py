@@ -28,6 +28,9 @@ class Services:
                                    card_kind=session.card.token_kind, carried=session.consent_carried_over))
         session.result_id = "r-1"
 
+    def face_available(self):
+        return True
+
     def start_face(self, session, token):
         """Like the face worker: a progress mailbox with a preview (a face, for the screen)."""
         from firmware.flow.session import FaceProgress, FaceSnapshot

@@ -303,3 +303,12 @@ def test_shuffled_keypad(make_flow):
     orders = {make_flow(pin=Pin(shuffle_keys=True)).session.pin_keys for _ in range(8)}
     assert all(sorted(order) == list(range(10)) for order in orders) and len(orders) > 1
     assert make_flow().session.pin_keys == tuple(range(10))
+
+
+def test_no_face_method_where_the_kiosk_cannot_match_faces(flow, services):
+    services.face_available = lambda: False
+    tap(flow)
+    assert flow.session.methods == ("pin", "visual")
+    flow.send("cancel")
+    tap(flow, kind="face-only")
+    assert flow.session.methods == ("visual",)
