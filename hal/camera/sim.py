@@ -1,13 +1,19 @@
-"""Simulated camera: frames injected by tests or the demo, else a generated test scene.
+"""Simulated camera: a simulated person or card tray, frames injected by tests, else a test scene.
 
 | feature            | supported |
 |--------------------|-----------|
-| capture            | yes (injected frames, looped; or a generated 640×480 scene) |
+| capture            | yes (a source, injected frames looped, or a generated 640×480 scene) |
+| face camera        | ``present(person)`` / ``leave()`` (hal.sim.face_scene: holder, other, print, replay) |
+| card camera        | ``follow(reader)``: the sim reader's card face, or an empty tray (hal.sim.card_camera) |
 | set_light          | yes (recorded in ``light_history``; scales the generated scene's brightness) |
 | history            | ``frames_served`` |
 
 Driving API: ``camera.show(frames)`` replaces what the camera sees (one array or a list played in a
-loop), like ``MockPin.drive_high()`` in gpiozero. The camera keeps only references the caller gave
+loop), like ``MockPin.drive_high()`` in gpiozero; ``present(person)`` puts a simulated person (or print,
+or screen) in front of it, ``leave()`` empties the scene, ``follow(reader)`` makes it the card camera
+above a sim reader. Whatever was set last wins. ``frames_served`` counts frames; ``time_s`` is the
+capture time of the last frame of the current presentation, frame i at i / 30 s (the consumer
+paces itself; nothing here sleeps). The camera keeps only references the caller gave
 it and hands out copies, so the caller's zeroing of a returned frame never corrupts the scene.
 """
 
@@ -40,6 +46,38 @@ class SimCamera(Camera):
         self._lock = threading.Lock()
         self.frames_served = 0
         self.light_history: list[int] = []
+        self._source = None  # anything with next_frame(): a Person, a CardTray, the empty room
+        self.person = None
+        self._presented = 0  # frames of the current source
+        self.fps = 30.0
+
+    def present(self, person) -> None:
+        """Put ``person`` (a :class:`hal.sim.face_scene.Person`) in front of the camera."""
+        with self._lock:
+            self._frames, self._source, self.person, self._presented = [], person, person, 0
+
+    def leave(self) -> None:
+        """Nobody in front of the camera: an empty room."""
+        from hal.sim.face_scene import empty_room
+
+        class _Room:
+            def next_frame(self):
+                return empty_room().copy()
+
+        with self._lock:
+            self._frames, self._source, self.person, self._presented = [], _Room(), None, 0
+
+    def follow(self, reader, **options) -> None:
+        """Be the card camera above ``reader`` (a :class:`hal.nfc.sim.SimCardReader`): see hal.sim.card_camera."""
+        from hal.sim.card_camera import CardTray
+
+        with self._lock:
+            self._frames, self._source, self.person, self._presented = [], CardTray(reader, **options), None, 0
+
+    @property
+    def time_s(self) -> float:
+        """Capture time of the last frame of the current presentation (frame i at i / fps)."""
+        return max(0, self._presented - 1) / self.fps
 
     def show(self, frames) -> None:
         """Make the camera see ``frames`` (one RGB array or a sequence, looped); None = test scene."""
@@ -53,10 +91,14 @@ class SimCamera(Camera):
         with self._lock:
             self._frames = list(frames)
             self._next = 0
+            self._source, self.person, self._presented = None, None, 0
 
     def capture(self) -> np.ndarray:
         with self._lock:
             self.frames_served += 1
+            self._presented += 1
+            if self._source is not None:
+                return self._source.next_frame()
             if not self._frames:
                 return _test_scene(*self._size, self._light)
             frame = self._frames[self._next % len(self._frames)]

@@ -41,7 +41,7 @@ from hal.sim.card.profile import (
     ProfileError,
     write_toml,
 )
-from hal.sim.card.synthetic_face import draw_synthetic_face, encode_jp2, to_photo_greyscale
+from hal.sim.card.synthetic_face import encode_jp2, to_photo_greyscale
 from hal.sim.card.throwaway_pki import (
     CVC_TEST_ISSUER_ID,
     JST,
@@ -53,6 +53,7 @@ from hal.sim.card.throwaway_pki import (
     pem_public,
     user_certificate,
 )
+from hal.sim.face_render import card_photo
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,8 @@ class ProfileInfo:
     issued: dt.date | None = None
     card_expiry: dt.date | None = None
     birth_date: dt.date | None = None
+    #: The synthetic person on the card photo (None: a caller's ``face_image``, or no photo).
+    face_seed: int | None = None
 
 
 def era_year(day: dt.date) -> int:
@@ -200,7 +203,8 @@ def make_profile(directory: str | Path, *, kind: str = "card", now: dt.datetime 
                  sign_password: str = "ABC123", face_image: np.ndarray | None = None,
                  ca_dir: str | Path | None = None, seed: int | None = None, card_face: bool = True,
                  auth_pin_tries: int = 3, collation_b_tries: int = 10,
-                 extended_apdu: bool = True) -> ProfileInfo:
+                 extended_apdu: bool = True, face_seed: int | None = None,
+                 birth_date: dt.date | None = None) -> ProfileInfo:
     """Write a complete virtual card profile into ``directory`` (created; must be empty or new).
 
     Args:
@@ -210,7 +214,14 @@ def make_profile(directory: str | Path, *, kind: str = "card", now: dt.datetime 
             unless ``auth_not_after`` (a Japan-time date) is given. ``valid`` (the default) dates the
             certificate by the real rule from a recent issue date (see :func:`plan_dates`); the
             others put its expiry where the state needs it, inside the card's validity.
-        face_image: an RGB/greyscale uint8 face for the card photo; default a face drawn in code.
+        face_image: an RGB/greyscale uint8 face for the card photo; default the synthetic person
+            ``face_seed`` (:mod:`hal.sim.face_render`), recorded in card.toml ``[info] face_seed`` so
+            that the simulated face camera can show the same person live
+            (``hal.sim.face_scene.Person.holder``).
+        face_seed: which synthetic person holds the card (default: drawn from ``seed``).
+        birth_date: the holder's birth date (default: drawn); e.g. a child's, for the proxy path.
+            A certificate state other than ``valid`` may still make the holder older (see
+            :func:`plan_dates`).
         ca_dir: a folder caching the throw-away test CAs and CVC issuer key between profiles.
         seed: makes the card face and drawn photo reproducible.
     """
@@ -222,6 +233,8 @@ def make_profile(directory: str | Path, *, kind: str = "card", now: dt.datetime 
     now = now or dt.datetime.now(dt.UTC)
     today_jst = now.astimezone(JST).date()
     rng = np.random.default_rng(seed)
+    if face_seed is None:
+        face_seed = int(np.random.default_rng(None if seed is None else [seed, 0xFACE]).integers(0, 2**31))
     cache = Path(ca_dir) if ca_dir is not None else None
     auth_ca = ThrowAwayCa.load_or_create(cache, "user authentication", now)
     sign_ca = ThrowAwayCa.load_or_create(cache, "digital signature", now)
@@ -232,8 +245,8 @@ def make_profile(directory: str | Path, *, kind: str = "card", now: dt.datetime 
     def plan(birth: dt.date) -> CardDates:
         return plan_dates(birth, rng, today_jst, target)
 
-    fields = _card_face_fields(rng, today_jst, plan) if physical else None
-    dates = fields["dates"] if fields is not None else plan(_random_birth(rng, today_jst))
+    fields = _card_face_fields(rng, today_jst, plan, birth_date) if physical else None
+    dates = fields["dates"] if fields is not None else plan(birth_date or _random_birth(rng, today_jst))
     not_after_day = dates.auth_not_after
     issued_at = dt.datetime.combine(dates.issued, dt.time(), JST)
     not_before = issued_at if cert_state != "not-yet-valid" else now + dt.timedelta(days=30)
@@ -275,7 +288,7 @@ def make_profile(directory: str | Path, *, kind: str = "card", now: dt.datetime 
         card_key = new_rsa_key()
         holder = secrets.token_hex(8).upper()
         files[AID_KENMEN_KAKUNIN] = {
-            "0002": _kenmen_ef0002(fields, face_image, rng, issuer_key),
+            "0002": _kenmen_ef0002(fields, face_image, face_seed, rng, issuer_key),
             "0004": build_cvc(issuer_key=issuer_key, issuer_reference=CVC_TEST_ISSUER_ID,
                               card_public_key=card_key.public_key(), holder_reference=holder,
                               effective=dates.issued, expiry=fields["expiry"]),
@@ -284,6 +297,8 @@ def make_profile(directory: str | Path, *, kind: str = "card", now: dt.datetime 
         pins[f"{AID_KENMEN_KAKUNIN}/0012"] = {"name": "照合番号B", "value": collation_b,
                                               "tries_left": collation_b_tries, "max_tries": 10}
         info.update(birth_date=fields["birth"].isoformat(), card_expiry=fields["expiry"].isoformat())
+        if face_image is None:
+            info["face_seed"] = face_seed
         if card_face and fields.get("render") is not None:
             card_face_png = root / "card_face.png"
         elif card_face:
@@ -311,7 +326,8 @@ def make_profile(directory: str | Path, *, kind: str = "card", now: dt.datetime 
     return ProfileInfo(root, kind, pin if kind in ("card", "android") else None, collation_b,
                        end_of_day_jst(not_after_day), CVC_TEST_ISSUER_ID, issuer_pem, card_face_png,
                        issued=dates.issued, card_expiry=dates.card_expiry if physical else None,
-                       birth_date=dates.birth if physical else None)
+                       birth_date=dates.birth if physical else None,
+                       face_seed=face_seed if physical and face_image is None else None)
 
 
 def _random_birth(rng: np.random.Generator, today: dt.date) -> dt.date:
@@ -319,7 +335,7 @@ def _random_birth(rng: np.random.Generator, today: dt.date) -> dt.date:
     return dt.date(1960, 1, 1) + dt.timedelta(days=int(rng.integers(0, 365 * 45)))
 
 
-def _card_face_fields(rng: np.random.Generator, today: dt.date, plan) -> dict:
+def _card_face_fields(rng: np.random.Generator, today: dt.date, plan, birth: dt.date | None = None) -> dict:
     """Card-face items — from ``hal.sim.card_face`` if present — with dates from ``plan(birth)``.
 
     The renderer draws its own expiry from an issue date anywhere since 2016 (right for OCR frames,
@@ -332,13 +348,13 @@ def _card_face_fields(rng: np.random.Generator, today: dt.date, plan) -> dict:
         card_face = None
     if card_face is not None and hasattr(card_face, "random_fields"):
         drawn = card_face.random_fields(rng, today=today)
-        dates = plan(drawn.birth_date)
+        dates = plan(birth or drawn.birth_date)
         face = dataclasses.replace(drawn, birth_date=dates.birth, expiry_date=dates.card_expiry)
         return {"birth": face.birth_date, "expiry": face.expiry_date, "code": face.security_code,
                 "sex": "1" if face.sex == "男" else "2", "name": face.name, "address": "".join(face.address),
                 "collation_b": face.collation_b, "dates": dates,
                 "render": lambda r: card_face.render_card_face(face, r)}
-    dates = plan(_random_birth(rng, today))
+    dates = plan(birth or _random_birth(rng, today))
     birth, expiry = dates.birth, dates.card_expiry
     code = f"{int(rng.integers(0, 10000)):04d}"
     collation_b = f"{era_year(birth):02d}{birth:%m%d}{expiry.year:04d}{code}"
@@ -357,9 +373,10 @@ def _text_png(text: str, width: int = 480, height: int = 40) -> bytes:
     return buffer.getvalue()
 
 
-def _kenmen_ef0002(fields: dict, face_image: np.ndarray | None, rng: np.random.Generator, issuer_key) -> bytes:
+def _kenmen_ef0002(fields: dict, face_image: np.ndarray | None, face_seed: int, rng: np.random.Generator,
+                   issuer_key) -> bytes:
     """EF 0002 of the 券面事項確認AP: one FF20 TLV holding the card face's items."""
-    face = to_photo_greyscale(face_image) if face_image is not None else draw_synthetic_face(rng)
+    face = to_photo_greyscale(face_image) if face_image is not None else card_photo(face_seed)
     photo = encode_jp2(face)
     face[...] = 0
     items = [
