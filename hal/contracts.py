@@ -260,6 +260,14 @@ class Camera(Device):
     def set_light(self, level: int) -> None:
         """Change the illumination (card camera: a second lighting moves glare). Optional."""
 
+    def frame_time_s(self) -> float:
+        """When the last frame was taken, in seconds on the camera's own clock (liveness measures a
+        blink's duration with it). The default is the host's monotonic clock now, right after
+        :meth:`capture`; a backend with sensor timestamps (picamera2) or a simulated clock overrides it."""
+        import time
+
+        return time.monotonic()
+
 
 # --------------------------------------------------------------------------- indicators
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-import time
 from dataclasses import dataclass
 
 import cv2
@@ -216,7 +215,7 @@ def capture_and_decide(engine: FaceEngine, camera, chip: ChipFace, progress: Fac
                 if progress.stop.is_set():
                     return FaceOutcome(False, "stopped")
                 frame = camera.capture()
-                feedback = session.add_frame(frame, time.monotonic())
+                feedback = session.add_frame(frame, camera.frame_time_s())
                 box = feedback.face.box if feedback.face is not None else None
                 preview, preview_box = _preview(frame, box)
                 progress.publish(FaceSnapshot(step="capture", prompt=feedback.prompt.value, box=preview_box,

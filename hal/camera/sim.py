@@ -79,6 +79,10 @@ class SimCamera(Camera):
         """Capture time of the last frame of the current presentation (frame i at i / fps)."""
         return max(0, self._presented - 1) / self.fps
 
+    def frame_time_s(self) -> float:
+        """The simulated clock: the person in front of the camera acts in frame time, not host time."""
+        return self.time_s
+
     def show(self, frames) -> None:
         """Make the camera see ``frames`` (one RGB array or a sequence, looped); None = test scene."""
         if frames is None:
