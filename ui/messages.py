@@ -37,6 +37,8 @@ STATE_TEXT: dict[str, tuple[str, str]] = {
     "more_time": ("Do you need more time?", ""),
     "failed": ("Could not complete check-in", "Please ask the reception staff"),
     "out_of_service": ("This reader is out of service", "Please ask the reception staff"),
+    # not in the contract's table, but a state of the flow: the terminal registers the card
+    "registering": ("Registering your card", "Please wait a moment"),
 }
 
 #: The same states for a smartphone (card_kind android/iphone) where the card wording would be wrong.
@@ -133,7 +135,30 @@ NOTICE_TEXT: dict[str, str] = {
     "terminal_offline": "The reception system cannot be reached right now. Your result is kept: "
                         "please tell the reception staff.",
     "visual_ng": "The staff could not confirm your identity here. Please ask the reception staff.",
+    "face_tries_used": "Face recognition cannot be tried again at this visit. Please choose another way.",
+    "face_not_live": "Your face could not be checked. Please face the camera and try again, or choose another way.",
+    "phone_pin": "Your smartphone needs its PIN before it can be read.",
 }
+#: the flow's names for some notices (firmware/flow/checkin.py) → the key above
+NOTICE_ALIASES: dict[str, str] = {
+    "renewal_alert": "cert_expiring",
+    "grace_eligibility_only": "cert_grace",
+    "registration_refused_expiry": "registration_refused",
+}
+#: notices a screen says by its own title and hint rather than as a notice line
+SILENT_NOTICES = frozenset({"card_unusable", "phone_expired"})
+
+
+def notice_text(key: str) -> str:
+    """The text of a notice key: one of NOTICE_TEXT (or its flow alias), or an error class name."""
+    key = NOTICE_ALIASES.get(key, key)
+    if not key or key in SILENT_NOTICES:
+        return ""
+    if key in NOTICE_TEXT:
+        return NOTICE_TEXT[key]
+    if key[0].isupper():  # the flow names the error that dropped a method (CollationRefused, …)
+        return error_text((key,))
+    return ""
 
 #: button event → label (pin_digit and consent_toggle are labelled by their digit / item)
 BUTTONS: dict[str, str] = {
@@ -162,20 +187,21 @@ BUTTONS: dict[str, str] = {
     "more_time_no": "No",
 }
 
-#: The reference's consent items (docs/reference/card-protocol.md): key → label. The flow's policy file
-#: decides which items are asked and in what order; it names labels by these msgids (or others in the
-#: catalogue).
+#: The reference's consent items (docs/reference/card-protocol.md), ORCA field prefix → label, in the
+#: order of the policy shipped with the firmware. The flow's policy file (firmware/consent_policy.toml)
+#: decides which items are asked, in what order and with which label msgid; this table is the
+#: fallback when a view is built without the policy, and puts those labels in the catalogue.
 CONSENT_ITEMS: dict[str, str] = {
-    "medication": "Medication information",
-    "checkup": "Specific health check-up information",
-    "treatment": "Treatment information",
-    "surgery": "Surgery information",
-    "diagnosis": "Diagnoses",
-    "infection": "Infectious diseases",
-    "allergy_other": "Other allergies",
-    "allergy_drug": "Drug allergies",
-    "tests": "Test results",
-    "prescriptions": "Prescriptions",
+    "PharmacistsInfo": "Medication information",  # 薬剤情報
+    "SpecificHealthCheckupsInfo": "Specific health checkup information",  # 特定健診情報
+    "DiagnosisInfo": "Medical treatment information",  # 診療情報
+    "OperationInfo": "Surgery information",  # 手術情報
+    "DiagnosisName": "Diagnoses",  # 傷病名
+    "InfectiousInfo": "Infectious diseases",  # 感染症
+    "AllergyInfo": "Other allergies",  # その他アレルギー
+    "ContraindicationInfo": "Drug allergies",  # 薬剤アレルギー
+    "TestInfo": "Test results",  # 検査
+    "PrescriptionInfo": "Prescriptions",  # 処方
 }
 CONSENT_ON = "Agree"
 CONSENT_OFF = "Do not agree"

@@ -37,6 +37,7 @@ from ui.messages import (
     FACE_STEPS,
     FACE_TRIES_LEFT,
     MORE_TIME_FOR,
+    NOTICE_ALIASES,
     NOTICE_TEXT,
     PHONE_STATE_TEXT,
     PIN_LAST_TRY,
@@ -45,6 +46,7 @@ from ui.messages import (
     PROXY_ON,
     STATE_TEXT,
     error_text,
+    notice_text,
 )
 
 SIZE = (800, 480)  # the 7" panel, the default
@@ -54,7 +56,8 @@ MIN_TARGET_MM = 15.0
 TARGET_MM = 16.0  # what buttons are drawn at: a margin over the minimum for rounding and bezels
 PIN_MASK = "●"
 PHONE_KINDS = ("android", "iphone")
-DEFAULT_PIN_KEYS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 0)
+DEFAULT_PIN_KEYS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 0)  # a phone's keypad: 1-9 in rows, 0 below 8
+UNSHUFFLED = tuple(range(10))  # the session's "not shuffled": drawn as DEFAULT_PIN_KEYS
 
 BACKGROUND = (250, 250, 247)
 INK = (20, 24, 32)
@@ -92,12 +95,14 @@ class ScreenView:
     face_tries_left: int | None = None
     face_step: str = ""  # card_face | chip | capture | deciding
     face_prompt: str = ""  # a key of ui.messages.FACE_PROMPT_TEXT (move_closer, blink, turn_left, …)
-    face_box: tuple[float, float, float, float] | None = None  # (x0, y0, x1, y1) in preview pixels
+    face_box: tuple[float, float, float, float] | None = None  # (x, y, width, height) in preview pixels
     preview: np.ndarray | None = field(default=None, compare=False, repr=False)  # H×W×3 uint8 RGB
     pin_length: int = 0  # digits typed so far: drawn as ● only
     pin_capacity: int = 4
     pin_tries_left: int | None = None
-    pin_keys: tuple[int, ...] = DEFAULT_PIN_KEYS  # the 10 digits in layout order (shuffled or not)
+    #: the 10 digits in layout order (rows of three, the tenth below the middle); 0-9 in order means
+    #: "not shuffled" and is drawn as a phone's keypad (1 2 3 / 4 5 6 / 7 8 9 / 0)
+    pin_keys: tuple[int, ...] = DEFAULT_PIN_KEYS
     consent_items: tuple[tuple[str, str, bool], ...] = ()  # (item key, label msgid, agreed)
     previous_consent_available: bool = False
     prescription: str = ""  # electronic | paper | "" (not chosen yet)
@@ -311,7 +316,7 @@ class ScreenRenderer:
                               rect, role="title")
 
     def notice_text(self, view: ScreenView) -> str:
-        return NOTICE_TEXT.get(view.notice, "")
+        return notice_text(view.notice)
 
     def _notice(self, surface, view: ScreenView, rect: pygame.Rect, colour=WARN, **options) -> int:
         message = self.notice_text(view)
@@ -319,7 +324,7 @@ class ScreenRenderer:
             return rect.top
         days = view.days_left if view.days_left is not None else ""
         if "{days}" in message and view.days_left is None:
-            message = NOTICE_TEXT["cert_expiring_soon"] if view.notice == "cert_expiring" else message
+            message = NOTICE_TEXT["cert_expiring_soon"]
         return self.bilingual_paragraph(surface, message, view.language, rect, colour, role="notice", days=days,
                                         **options)
 
@@ -449,6 +454,7 @@ class ScreenRenderer:
     _draw_pin_checking = _draw_reading
     _draw_checking = _draw_reading
     _draw_visual = _draw_reading
+    _draw_registering = _draw_reading
 
     def _draw_phone_hold(self, surface, view: ScreenView) -> None:
         self._draw_phone_help_like(surface, view, left=["cancel"])
@@ -476,13 +482,15 @@ class ScreenRenderer:
                                                 top - y - 4 * self.gap), INK, big="body")
 
     def _draw_unusable(self, surface, view: ScreenView) -> None:
-        top = self._bottom(surface, view.language, left=["cancel"])
+        top = self._bottom(surface, view.language, left=["cancel"], right=["call_staff"])
+        if view.notice == "phone_expired" and view.card_kind not in PHONE_KINDS:
+            view = replace(view, card_kind="android")  # the phone has left: its kind is all that matters
         self._title_and_hint(surface, view, top - self.gap)
 
     def _draw_choose_method(self, surface, view: ScreenView) -> None:
         w = self.size[0]
         proxy_caption = bilingual(PROXY_ON if view.proxy else PROXY_OFF, view.language)[0]
-        top = self._bottom(surface, view.language, left=["cancel"], right=["proxy"],
+        top = self._bottom(surface, view.language, left=["cancel", "call_staff"], right=["proxy"],
                            proxy={"caption": proxy_caption, "data": {"on": not view.proxy},
                                   "fill": ON_FILL if view.proxy else BUTTON_FILL})
         methods = [m for m in view.methods if m in ("face", "pin", "visual")] or ["visual"]
@@ -572,8 +580,9 @@ class ScreenRenderer:
         self.regions["preview"] = rect
         self._preview_map = (rect, scale, src_w, self.mirror_preview)
         if view.face_box is not None:
-            x0, y0 = self.preview_point(view.face_box[0], view.face_box[1])
-            x1, y1 = self.preview_point(view.face_box[2], view.face_box[3])
+            x, y, width, height = view.face_box
+            x0, y0 = self.preview_point(x, y)
+            x1, y1 = self.preview_point(x + width, y + height)
             box = pygame.Rect(min(x0, x1), min(y0, y1), abs(x1 - x0), abs(y1 - y0)).clip(rect)
             if box.width and box.height:
                 pygame.draw.rect(surface, (60, 220, 90), box, width=3)
@@ -594,7 +603,9 @@ class ScreenRenderer:
         key_w = min(round(self.target * 1.6), (w - split - self.margin - 2 * self.gap) // 3)
         pad = pygame.Rect(0, 0, key_w * 3 + 2 * self.gap, key_h * 4 + 3 * self.gap)
         pad.midright = (w - self.margin, h // 2 + round(h * 0.01))
-        keys = tuple(view.pin_keys) if len(view.pin_keys) == 10 else DEFAULT_PIN_KEYS
+        keys = tuple(view.pin_keys)
+        if sorted(keys) != list(UNSHUFFLED) or keys == UNSHUFFLED:
+            keys = DEFAULT_PIN_KEYS
         slots = [(r, c) for r in range(3) for c in range(3)] + [(3, 1)]
         for digit, (r, c) in zip(keys, slots, strict=True):
             cell = pygame.Rect(pad.left + c * (key_w + self.gap), pad.top + r * (key_h + self.gap), key_w, key_h)
@@ -656,7 +667,7 @@ class ScreenRenderer:
             x += slot + self.gap
 
     def _draw_register(self, surface, view: ScreenView) -> None:
-        refused = view.notice in ("registration_refused", "registration_failed")
+        refused = NOTICE_ALIASES.get(view.notice, view.notice) in ("registration_refused", "registration_failed")
         if refused:
             top = self._bottom(surface, view.language, right=["notice_ok"], notice_ok={"fill": PRIMARY_FILL})
         else:
@@ -729,7 +740,8 @@ class ScreenRenderer:
 
     def _draw_done(self, surface, view: ScreenView) -> None:
         w, h = self.size
-        y = self._title_and_hint(surface, view, round(h * 0.55))
+        bottom = self._bottom(surface, view.language, right=["call_staff"])
+        y = self._title_and_hint(surface, view, round(h * 0.4))
         label = bilingual(ANSWER_LABEL, view.language)
         answer = bilingual(ANSWER_TEXT.get(view.answer, ANSWER_TEXT["invalid"]), view.language)
         colour = ACCENT["done"] if view.answer == "valid" else (INK if view.answer is None else WARN)
@@ -740,7 +752,7 @@ class ScreenRenderer:
             view = replace(view, notice="terminal_offline")
         if view.notice:
             self._notice(surface, view, pygame.Rect(self.margin, y + self.gap, w - 2 * self.margin,
-                                                    h - self.margin - y - self.gap))
+                                                    bottom - y - 2 * self.gap))
 
     def _draw_removed(self, surface, view: ScreenView) -> None:
         self._title_and_hint(surface, view, self.size[1] - self.margin)
@@ -756,7 +768,7 @@ class ScreenRenderer:
                                              row.top - y - 3 * self.gap))
 
     def _draw_failed(self, surface, view: ScreenView) -> None:
-        top = self._bottom(surface, view.language, left=["cancel"])
+        top = self._bottom(surface, view.language, left=["cancel"], right=["call_staff"])
         y = self._title_and_hint(surface, view, round(self.size[1] * 0.5))
         reason = error_text(view.error_lineage or (view.error_kind,))
         self.bilingual_paragraph(surface, reason, view.language,

@@ -67,22 +67,27 @@ def _days_until(not_after, now: dt.datetime | None = None) -> int | None:
     return max(0, (end - now).days)
 
 
-def _consent_items(session) -> tuple[tuple[str, str, bool], ...]:
-    """(item, label msgid, agreed) in the order of ``session.consent`` (the flow fills it in policy order).
+def _agreed(flag) -> bool:
+    """A consent flag as the flow keeps it: ORCA's 1 (同意あり); 0, 2 and 3 are not a yes from here."""
+    if isinstance(flag, dict):
+        flag = flag.get("flag", 0)
+    return flag is True or (not isinstance(flag, bool) and flag == 1)
 
-    Labels: ``session.consent_labels`` (item → msgid, from the policy file) if the flow sets it, else
-    the reference items of :data:`ui.messages.CONSENT_ITEMS`, else the item key itself.
-    """
+
+def _consent_items(flow, session) -> tuple[tuple[str, str, bool], ...]:
+    """(item, label msgid, agreed) in the order of the flow's consent policy (``flow.policy.item``:
+    key + label), else of ``session.consent`` with the labels of :data:`ui.messages.CONSENT_ITEMS`."""
     consent = getattr(session, "consent", None) or {}
-    labels = getattr(session, "consent_labels", None) or {}
-    items = []
     try:
-        for key, flag in dict(consent).items():
-            agreed = flag.get("flag", False) if isinstance(flag, dict) else getattr(flag, "flag", flag)
-            items.append((str(key), str(labels.get(key) or CONSENT_ITEMS.get(key) or key), bool(agreed)))
+        consent = dict(consent)
+        policy_items = getattr(getattr(flow, "policy", None), "item", None)
+        if policy_items:
+            pairs = [(str(i.key), str(i.label)) for i in policy_items]
+        else:
+            pairs = [(str(key), CONSENT_ITEMS.get(key, str(key))) for key in consent]
+        return tuple((key, label, _agreed(consent.get(key, 0))) for key, label in pairs)
     except (TypeError, ValueError, AttributeError):
         return ()
-    return tuple(items)
 
 
 def _pin_length(pin) -> tuple[int, int]:
@@ -99,6 +104,14 @@ def _preview(value) -> np.ndarray | None:
     return None
 
 
+def _keys(value) -> tuple[int, ...]:
+    try:
+        keys = tuple(int(k) for k in value)
+    except (TypeError, ValueError):
+        return DEFAULT_PIN_KEYS
+    return keys if sorted(keys) == list(range(10)) else DEFAULT_PIN_KEYS
+
+
 def view_of(kiosk: Kiosk, now_s: float | None = None) -> ScreenView:
     """What the screen shows now, derived from the flow (no personal data crosses this line).
 
@@ -111,9 +124,9 @@ def view_of(kiosk: Kiosk, now_s: float | None = None) -> ScreenView:
     session = flow.session
     card = getattr(session, "card", None)
     face = getattr(session, "face", None)
+    face = getattr(face, "snapshot", face)  # FaceProgress holds an immutable FaceSnapshot: read it once
     context = getattr(session, "context", None)
     pin_length, pin_capacity = _pin_length(getattr(session, "pin", None))
-    keys = tuple(getattr(session, "pin_keys", None) or DEFAULT_PIN_KEYS)
     days_left = _int_or_none(getattr(session, "days_left", None))
     if days_left is None and card is not None:
         days_left = _days_until(getattr(card, "not_after", ""))
@@ -139,8 +152,8 @@ def view_of(kiosk: Kiosk, now_s: float | None = None) -> ScreenView:
         preview=_preview(getattr(face, "preview", None)),
         pin_length=pin_length, pin_capacity=pin_capacity,
         pin_tries_left=_int_or_none(getattr(session, "pin_tries_left", None)),
-        pin_keys=tuple(int(k) for k in keys) if len(keys) == 10 else DEFAULT_PIN_KEYS,
-        consent_items=_consent_items(session),
+        pin_keys=_keys(getattr(session, "pin_keys", None)),
+        consent_items=_consent_items(flow, session),
         previous_consent_available=bool(previous),
         prescription=_key(getattr(session, "prescription", "")),
         answer=_key(getattr(session, "answer", None)) or None,
@@ -149,7 +162,11 @@ def view_of(kiosk: Kiosk, now_s: float | None = None) -> ScreenView:
     )
 
 
-#: button events the window posts to the flow (with the shown view's token and the button's data)
+#: a button's event → the flow's event, where the names differ: python-statemachine keeps states and
+#: events in one namespace, so the flow cannot have an event named like its state ``phone_help``
+FLOW_EVENT_NAMES = {"phone_help": "show_phone_help"}
+
+#: button events the window hands to the flow (with the shown view's token and the button's data)
 FLOW_EVENTS = frozenset({
     "phone_help", "call_staff", "back", "cancel", "choose_face", "choose_pin", "choose_visual", "proxy",
     "pin_digit", "pin_delete", "pin_submit", "notice_ok", "register_yes", "register_no", "consent_all",
@@ -227,7 +244,16 @@ class KioskWindow:
         event_name, data = (hit, data or {}) if isinstance(hit, str) else (hit[0], dict(hit[1] or {}))
         token = self.shown.token if self.shown is not None else None
         if event_name in FLOW_EVENTS:
-            self.kiosk.post(event_name, token, **data)
+            name = FLOW_EVENT_NAMES.get(event_name, event_name)
+            touch = getattr(self.kiosk, "touch", None)
+            if callable(touch):  # Kiosk.touch: keypad digits go to the flow's keypad, never into event data
+                touch(name, token, **data)
+            elif name in ("pin_digit", "pin_delete") and hasattr(self.kiosk.flow, "type_digit"):
+                digit = data.get("digit")
+                self.kiosk.runner.call(lambda flow: flow.type_digit(digit, token) if name == "pin_digit"
+                                       else flow.delete_digit(token))
+            else:
+                self.kiosk.post(name, token, **data)
         elif event_name == "language":
             languages = available_languages()
 

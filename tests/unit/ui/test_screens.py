@@ -16,12 +16,16 @@ from ui.messages import (
     CONSENT_ITEMS,
     ERROR_TEXT,
     FACE_PROMPT_TEXT,
+    NOTICE_ALIASES,
     NOTICE_TEXT,
     STATE_TEXT,
+    notice_text,
 )
-from ui.screens import MIN_TARGET_MM, PANELS, PIN_MASK, SIZE, ScreenRenderer, ScreenView
+from ui.screens import DEFAULT_PIN_KEYS, MIN_TARGET_MM, PANELS, PIN_MASK, SIZE, ScreenRenderer, ScreenView
 
-CONTRACT = Path(__file__).parents[3] / "docs" / "notes" / "checkin-contract.md"
+ROOT = Path(__file__).parents[3]
+CONTRACT = ROOT / "docs" / "notes" / "checkin-contract.md"
+POLICY = ROOT / "firmware" / "consent_policy.toml"
 SIZES = sorted(PANELS)  # 800×480 (7") and 1280×800 (10.1")
 
 
@@ -32,6 +36,7 @@ def contract_states() -> list[str]:
 
 
 STATES = contract_states()
+FLOW_ONLY_STATES = ["registering"]  # a state of the flow the contract's table does not list
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -57,7 +62,7 @@ def render(renderer: ScreenRenderer, view: ScreenView) -> pygame.Surface:
     return surface
 
 
-ALL_VIEWS = [pytest.param(representative(s), id=s) for s in STATES] + [
+ALL_VIEWS = [pytest.param(representative(s), id=s) for s in STATES + FLOW_ONLY_STATES] + [
     pytest.param(view, id=name) for name, view in VARIANTS.items()]
 
 
@@ -65,7 +70,18 @@ ALL_VIEWS = [pytest.param(representative(s), id=s) for s in STATES] + [
 
 def test_every_state_of_the_contract_has_its_texts():
     assert len(STATES) == 22 and "consent_items" in STATES and "out_of_service" in STATES
-    assert set(STATES) == set(STATE_TEXT)
+    assert set(STATES) | set(FLOW_ONLY_STATES) == set(STATE_TEXT)
+
+
+@pytest.mark.skipif(not POLICY.is_file(), reason="no consent policy file in this tree yet")
+def test_the_consent_policy_labels_are_in_the_catalogues():
+    import tomllib
+
+    items = tomllib.loads(POLICY.read_text(encoding="utf-8"))["item"]
+    for item in items:
+        for language in ("ja", "en"):
+            assert item["label"] in catalogue(language), item
+    assert [i["key"] for i in items] == list(CONSENT_ITEMS)
 
 
 @pytest.mark.parametrize("language", ["ja", "en"])
@@ -135,7 +151,7 @@ def test_every_screen_fits_and_its_targets_are_at_least_15_mm(renderers, size, v
     assert titles[0].rect.height > titles[-1].rect.height or len(titles) == 1
 
 
-@pytest.mark.parametrize("state", STATES)
+@pytest.mark.parametrize("state", STATES + FLOW_ONLY_STATES)
 def test_primary_language_is_larger_than_the_other(renderer, state):
     render(renderer, representative(state))
     title_ja, title_en = bilingual(STATE_TEXT[state][0])
@@ -150,7 +166,7 @@ def test_no_text_touches_the_edge(renderers, size, language):
     """The out-of-service title ran off both edges in Japanese at 40 px."""
     renderer = renderers[size]
     edge = round(renderer.margin * 0.75)
-    for state in STATES:
+    for state in STATES + FLOW_ONLY_STATES:
         surface = render(renderer, representative(state, language))
         pixels = pygame.surfarray.array3d(surface)
         band = slice(round(size[1] * 0.03) + 2, size[1])
@@ -175,8 +191,8 @@ EXPECTED_EVENTS = {
     "phone_pin": {"pin_digit", "pin_delete", "pin_submit", "cancel"},
     "phone_hold": {"cancel"},
     "cert_notice": {"notice_ok"},
-    "unusable": {"cancel"},
-    "choose_method": {"choose_face", "choose_pin", "choose_visual", "proxy", "cancel"},
+    "unusable": {"cancel", "call_staff"},
+    "choose_method": {"choose_face", "choose_pin", "choose_visual", "proxy", "cancel", "call_staff"},
     "face": {"cancel"},
     "pin": {"pin_digit", "pin_delete", "pin_submit", "cancel"},
     "pin_checking": {"cancel"},
@@ -186,15 +202,16 @@ EXPECTED_EVENTS = {
     "consent": {"consent_all", "consent_choose", "consent_same", "consent_none", "cancel"},
     "consent_items": {"consent_toggle", "consent_done", "cancel"},
     "prescription": {"prescription_electronic", "prescription_paper", "cancel"},
-    "done": set(),
+    "done": {"call_staff"},
     "removed": set(),
     "more_time": {"more_time_yes", "more_time_no"},
-    "failed": {"cancel"},
+    "failed": {"cancel", "call_staff"},
     "out_of_service": set(),
+    "registering": {"cancel"},
 }
 
 
-@pytest.mark.parametrize("state", STATES)
+@pytest.mark.parametrize("state", STATES + FLOW_ONLY_STATES)
 def test_each_state_offers_its_buttons(renderer, state):
     assert {b.event for b in renderer.render(pygame.Surface(SIZE), representative(state))} == EXPECTED_EVENTS[state]
 
@@ -237,12 +254,15 @@ def test_the_pin_field_looks_the_same_whatever_the_key_order(renderer):
     assert len(shots) == 1
 
 
-@pytest.mark.parametrize("keys", [SHUFFLED, (1, 2, 3, 4, 5, 6, 7, 8, 9, 0)])
-def test_keys_are_laid_out_in_the_order_given(renderer, keys):
+@pytest.mark.parametrize(("keys", "drawn"), [(SHUFFLED, SHUFFLED), (DEFAULT_PIN_KEYS, DEFAULT_PIN_KEYS),
+                                             (tuple(range(10)), DEFAULT_PIN_KEYS)])
+def test_keys_are_laid_out_in_the_order_given(renderer, keys, drawn):
+    """Rows of three, the tenth below the middle; 0-9 in order ("not shuffled") is a phone's keypad."""
     render(renderer, representative("pin", pin_keys=keys))
     digits = [b for b in renderer.buttons if b.event == "pin_digit"]
     rows = sorted(digits, key=lambda b: (b.rect.top, b.rect.left))
-    assert [b.data["digit"] for b in rows] == list(keys)
+    assert [b.data["digit"] for b in rows] == list(drawn)
+    keys = drawn
     for button in digits:
         labels = [d.text for d in renderer.drawn if d.role == "key" and button.rect.contains(d.rect)]
         assert labels == [str(button.data["digit"])]
@@ -262,7 +282,7 @@ def test_tries_left_and_the_wrong_pin_notice_are_shown(renderer):
 def test_the_preview_and_face_box_are_drawn_where_the_view_says(size, mirror):
     renderer = ScreenRenderer(size, mirror_preview=mirror)
     preview = synthetic_preview(160, 120)
-    view = representative("face", preview=preview, face_box=(40.0, 20.0, 100.0, 100.0))
+    view = representative("face", preview=preview, face_box=(40.0, 20.0, 60.0, 80.0))  # x, y, w, h
     pixels = pygame.surfarray.array3d(render(renderer, view))
     rect = renderer.regions["preview"]
     assert rect.width / rect.height == pytest.approx(160 / 120, rel=0.02)
@@ -335,11 +355,12 @@ def test_proxy_toggle_says_its_state_and_asks_for_the_other(renderer, proxy):
     assert any(d.text == state and button.rect.contains(d.rect) for d in renderer.drawn)
 
 
-@pytest.mark.parametrize("notice", sorted(NOTICE_TEXT))
+@pytest.mark.parametrize("notice", sorted(NOTICE_TEXT) + sorted(NOTICE_ALIASES) + ["CollationRefused", "Oops"])
 def test_every_notice_is_written_out(renderer, notice):
     render(renderer, ScreenView(state="choose_method", methods=("pin",), notice=notice, days_left=30))
     written = "".join(d.text for d in renderer.drawn if d.role == "notice")
-    expected = "".join(translate(NOTICE_TEXT[notice], lang).format(days=30) for lang in ("ja", "en"))
+    expected = "".join(translate(notice_text(notice), lang).format(days=30) for lang in ("ja", "en"))
+    assert expected
     assert written.replace(" ", "") == expected.replace(" ", "")
 
 
@@ -363,8 +384,17 @@ def test_same_as_last_time_only_with_a_previous_consent(renderer):
     assert "consent_same" in {b.event for b in renderer.buttons}
 
 
+def test_notice_keys_of_the_flow_and_error_classes_have_text():
+    assert notice_text("renewal_alert") == NOTICE_TEXT["cert_expiring"]
+    assert notice_text("grace_eligibility_only") == NOTICE_TEXT["cert_grace"]
+    assert notice_text("registration_refused_expiry") == NOTICE_TEXT["registration_refused"]
+    assert notice_text("CollationRefused") == ERROR_TEXT["CollationRefused"]
+    assert notice_text("card_unusable") == notice_text("phone_expired") == notice_text("") == ""
+    assert notice_text("no_such_key") == ""
+
+
 def test_consent_items_toggle_each_item_and_show_its_state(renderer):
-    items = consent_items(on=("checkup",))
+    items = consent_items(on=("SpecificHealthCheckupsInfo",))
     render(renderer, ScreenView(state="consent_items", consent_items=items))
     toggles = [b for b in renderer.buttons if b.event == "consent_toggle"]
     assert [b.data for b in toggles] == [{"item": key} for key, _, _ in items]
@@ -372,7 +402,7 @@ def test_consent_items_toggle_each_item_and_show_its_state(renderer):
         inside = [d.text for d in renderer.drawn if button.rect.contains(d.rect)]
         assert translate(label, "ja") in "".join(inside)
         assert inside[-1] == translate("Agree" if agreed else "Do not agree", "ja")
-    assert renderer.hit(toggles[1].rect.center) == ("consent_toggle", {"item": "checkup"})
+    assert renderer.hit(toggles[1].rect.center) == ("consent_toggle", {"item": "SpecificHealthCheckupsInfo"})
 
 
 def test_consent_items_show_a_label_the_catalogue_does_not_know(renderer):
@@ -416,6 +446,11 @@ def test_error_text_follows_the_class_hierarchy():
     lineage = tuple(cls.__name__ for cls in CertificateError.__mro__)
     assert error_text(lineage) == ERROR_TEXT["ReadError"]
     assert error_text(("SomethingElse", "Exception")) == DEFAULT_ERROR
+
+
+def test_an_expired_phone_that_has_left_is_still_spoken_of_as_a_phone(renderer):
+    render(renderer, ScreenView(state="unusable", notice="phone_expired"))
+    assert translate("This smartphone cannot be used", "ja") in [d.text for d in renderer.drawn]
 
 
 def test_unknown_state_still_renders_with_a_way_out(renderer):

@@ -18,7 +18,7 @@ def synthetic_preview(width: int = 160, height: int = 120) -> np.ndarray:
     return frame
 
 
-def consent_items(on: tuple[str, ...] = ("medication", "surgery")) -> tuple[tuple[str, str, bool], ...]:
+def consent_items(on: tuple[str, ...] = ("PharmacistsInfo", "OperationInfo")) -> tuple[tuple[str, str, bool], ...]:
     return tuple((key, label, key in on) for key, label in CONSENT_ITEMS.items())
 
 
@@ -34,7 +34,7 @@ def representative(state: str, language: str = "ja", **changes) -> ScreenView:
         "choose_method": dict(methods=("face", "pin", "visual"), notice="face_no_match", face_tries_left=2,
                               pin_tries_left=3),
         "face": dict(face_step="capture", face_prompt="turn_left", preview=synthetic_preview(),
-                     face_box=(40.0, 20.0, 100.0, 100.0), face_tries_left=3),
+                     face_box=(40.0, 20.0, 60.0, 80.0), face_tries_left=3),
         "pin": dict(pin_length=3, pin_tries_left=1, notice="pin_wrong", pin_keys=SHUFFLED),
         "pin_checking": dict(t_s=0.2),
         "visual": dict(t_s=0.2),
@@ -48,6 +48,7 @@ def representative(state: str, language: str = "ja", **changes) -> ScreenView:
         "more_time": dict(more_time_for="pin"),
         "failed": dict(error_kind="CollationBlocked"),
         "out_of_service": dict(problems=("nfc: reader gone", "clock: not synchronised")),
+        "registering": dict(t_s=0.4),
     }[state]
     return ScreenView(state=state, language=language, token=("visit", 3), **(values | changes))
 
@@ -69,4 +70,11 @@ VARIANTS: dict[str, ScreenView] = {
     "done-no_record": ScreenView(state="done", answer="no_record"),
     "phone_help-late": ScreenView(state="phone_help", t_s=1.5),
     "pin-empty-last-try": ScreenView(state="pin", pin_tries_left=1),
+    "pin-unshuffled": ScreenView(state="pin", pin_keys=tuple(range(10)), pin_length=4),
+    "phone_pin-asked": ScreenView(state="phone_pin", card_kind="android", notice="phone_pin"),
+    "choose_method-dropped-face": ScreenView(state="choose_method", methods=("pin", "visual"),
+                                             notice="CollationRefused"),
+    "cert_notice-flow-keys": ScreenView(state="cert_notice", notice="renewal_alert", days_left=12),
+    "register-refused-flow-key": ScreenView(state="register", notice="registration_refused_expiry"),
+    "unusable-phone-left": ScreenView(state="unusable", notice="phone_expired"),
 }
