@@ -108,7 +108,8 @@ class Face(_Strict):
     max_tries: int = Field(3, ge=1, le=5)
     passive_liveness: bool = True  # the passive anti-spoofing model must also say "live"
     card_face_frames: int = Field(24, ge=2, le=200)  # card-camera frames before "unsure"
-    capture_frames: int = Field(150, ge=10, le=900)  # face-camera frames before "try again"
+    #: face-camera frames before a try gives up (10 s at 30 fps: longer than the challenge's 8 s)
+    capture_frames: int = Field(300, ge=10, le=900)
 
 
 class Pin(_Strict):

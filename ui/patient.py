@@ -138,7 +138,10 @@ class Patient:
 
     def _react(self, session) -> None:
         """Perform the challenge the face screen shows (once per try)."""
-        progress = session.face
+        for _ in range(250):  # the face worker's mailbox appears just after the screen does
+            progress = session.face
+            if progress is not None or self._stop.wait(0.02):
+                break
         reacted = None
         while not self._stop.is_set() and progress is not None and not progress.stop.is_set():
             challenge = progress.snapshot.challenge

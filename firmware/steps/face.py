@@ -211,11 +211,13 @@ def capture_and_decide(engine: FaceEngine, camera, chip: ChipFace, progress: Fac
             prompt = challenge.guidance.value if challenge is not None else "look_at_camera"
             progress.publish(FaceSnapshot(step="capture", prompt=prompt, challenge=kind))
             ready = False
+            prompts: dict[str, int] = {}
             for _ in range(max_frames):
                 if progress.stop.is_set():
                     return FaceOutcome(False, "stopped")
                 frame = camera.capture()
                 feedback = session.add_frame(frame, camera.frame_time_s())
+                prompts[feedback.prompt.value] = prompts.get(feedback.prompt.value, 0) + 1
                 box = feedback.face.box if feedback.face is not None else None
                 preview, preview_box = _preview(frame, box)
                 progress.publish(FaceSnapshot(step="capture", prompt=feedback.prompt.value, box=preview_box,
@@ -224,6 +226,7 @@ def capture_and_decide(engine: FaceEngine, camera, chip: ChipFace, progress: Fac
                     ready = True
                     break
             if not ready:
+                log.info("face try ended without a decision after %d frames (prompts: %s)", max_frames, prompts)
                 return FaceOutcome(False, "no_face")
             progress.publish(FaceSnapshot(step="deciding", challenge=kind))
             try:
