@@ -112,9 +112,10 @@ def window():
         each.close()
 
 
-def test_view_of_an_old_session_uses_defaults():
+def test_view_of_a_fresh_session_uses_defaults():
     view = view_of(FakeKiosk("reading"), now_s=1.0)
-    assert view == ScreenView(state="reading", token=Token("visit", 1), t_s=1.0)
+    assert view == ScreenView(state="reading", token=Token("visit", 1), t_s=1.0, face_tries_left=3,
+                              pin_keys=tuple(range(10)))
 
 
 def test_view_of_a_session_without_most_attributes():
