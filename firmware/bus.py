@@ -24,6 +24,13 @@ class Listeners:
     def add(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
+    def remove(self, listener: Listener) -> None:
+        """Stop calling ``listener`` (no error if it was not added)."""
+        try:
+            self._listeners.remove(listener)
+        except ValueError:
+            pass
+
     def notify(self, state: str, session: CheckInSession) -> None:
         for listener in list(self._listeners):
             try:

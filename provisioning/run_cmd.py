@@ -39,8 +39,21 @@ def register(app: typer.Typer) -> None:
                                             "configured simulated devices, exit once the terminal acknowledged "
                                             "them all, print one JSON line."),
         timeout: float = typer.Option(300.0, min=1, help="With --checkins: how long to wait for the acks (s)."),
+        scenario: list[str] = typer.Option([], help="With --demo, headless: play only these named scenarios "
+                                           "(repeatable; default every one; see --list-scenarios)."),
+        list_scenarios: bool = typer.Option(False, help="Print the demo's scenarios and exit."),
     ) -> None:
         """Start the kiosk."""
+        from ui.scenarios import BY_NAME, SCENARIOS
+
+        if list_scenarios:
+            for each in SCENARIOS:
+                print(f"{each.name:24} {each.profile:18} {each.about}")
+            return
+        unknown = [name for name in scenario if name not in BY_NAME]
+        if unknown:
+            console.print(f"uketsuke: error: unknown scenario {', '.join(unknown)} (see --list-scenarios)")
+            raise typer.Exit(2)
         configure("INFO", json_lines=log_json, debug_modules=debug)
         cfg = load_config(config)
         headless = headless or _no_display() or checkins is not None
@@ -50,17 +63,34 @@ def register(app: typer.Typer) -> None:
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
         from firmware.app import Kiosk
-        from ui.demo import Demo, demo_card_profile, play_check_ins, scripted_check_in
+        from ui.demo import (
+            Demo,
+            demo_card_profile,
+            demo_catalogue,
+            demo_config,
+            play_check_ins,
+            play_scenarios,
+            wire_simulation,
+        )
         from ui.window import KioskWindow
 
         demo_env = Demo(cfg, isolate=demo) if demo or cfg.broker.embedded else None
         if demo_env is not None:
             cfg = demo_env.start(printer=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
         cards_dir = Path(tempfile.mkdtemp(prefix="uketsuke-cards-")) if demo or checkins else None
-        card = demo_card_profile(cards_dir) if cards_dir else None
+        catalogue = None
+        card = None
+        if demo and checkins is None:
+            profiles = sorted({BY_NAME[name].profile for name in scenario}) or None
+            catalogue = demo_catalogue(cards_dir, profiles)
+            cfg = demo_config(cfg, catalogue)
+            card = catalogue[next(iter(catalogue))].directory
+        elif cards_dir is not None:
+            card = demo_card_profile(cards_dir)
         kiosk = Kiosk(cfg)
+        wire_simulation(kiosk)
         kiosk.start()
-        window = KioskWindow(kiosk, fullscreen=fullscreen, demo_card=card)
+        window = KioskWindow(kiosk, fullscreen=fullscreen, demo_card=card, demo_cards=catalogue)
         failed = False
         try:
             if checkins is not None:
@@ -68,15 +98,17 @@ def register(app: typer.Typer) -> None:
                 print(json.dumps(counts), flush=True)
                 failed = counts["acknowledged"] < checkins
             elif headless and demo:
-                shots = scripted_check_in(kiosk, window, demo_env.terminal, card, screenshots)
-                console.print("headless demo: a check-in was played; screenshots:")
-                for shot in shots:
-                    console.print(f"  {shot.resolve()}", soft_wrap=True)
+                failed = not play_scenarios(kiosk, demo_env.terminal, catalogue, scenario, window, screenshots)
+                console.print(f"headless demo: screenshots in {screenshots.resolve()}/<scenario>/", soft_wrap=True)
             elif headless:
                 console.print("headless: no display; running without a window until Ctrl-C")
                 window.run()
             else:
-                if card is not None:
+                if catalogue:
+                    keys = ", ".join(f"{i % 10}: {name}" for i, name in enumerate(catalogue, 1) if i <= 10)
+                    console.print(f"demo: press a key to tap a card or phone ({keys}); R removes it; Esc quits",
+                                  soft_wrap=True)
+                elif card is not None:
                     console.print("demo: press C to tap the demo card, R to remove it, Esc to quit")
                 window.run()
         except RuntimeError as exc:  # a scripted step that did not happen: one line, not a traceback

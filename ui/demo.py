@@ -27,6 +27,48 @@ log = logging.getLogger(__name__)
 DEMO_SITE, DEMO_READER = "demo-clinic", "demo-reader"
 
 
+def demo_catalogue(directory: Path, names=None) -> dict:
+    """The simulated cards and phones of the scenarios (fictitious people), made under ``directory``."""
+    from hal.sim.card.catalogue import make_catalogue
+
+    return make_catalogue(directory / "demo-cards", ca_dir=directory / "demo-cards" / "ca", names=names)
+
+
+def demo_config(config: Config, catalogue: dict) -> Config:
+    """Trust the catalogue's test CVC issuer (the face path checks the card is genuine against it)."""
+    from firmware.config import CardPolicy
+
+    issuer_dir = next(iter(catalogue.values())).cvc_issuer_public_pem.parent
+    card = config.card.model_copy(update={"issuer_keys_dir": issuer_dir})
+    return config.model_copy(update={"card": card if isinstance(card, CardPolicy) else config.card})
+
+
+def wire_simulation(kiosk: Kiosk) -> None:
+    """Simulated cameras: the card camera looks at the simulated reader's card."""
+    follow = getattr(kiosk.card_camera, "follow", None)
+    if follow is not None and hasattr(kiosk.reader, "present"):
+        follow(kiosk.reader)
+
+
+def play_scenarios(kiosk: Kiosk, terminal, catalogue: dict, names, window, out_dir: Path | None,
+                   printer=print) -> bool:
+    """Play the named scenarios (all when ``names`` is empty); one JSON line each. True if all passed."""
+    import json
+
+    from ui.scenarios import BY_NAME, SCENARIOS, play
+
+    chosen = [BY_NAME[name] for name in names] if names else list(SCENARIOS)
+    ok = True
+    for scenario in chosen:
+        try:
+            line = play(scenario, kiosk, terminal, catalogue, window=window, out_dir=out_dir)
+        except RuntimeError as exc:
+            ok = False
+            line = {"scenario": scenario.name, "error": str(exc)}
+        printer(json.dumps({k: v for k, v in line.items() if k != "screenshots"}, ensure_ascii=False))
+    return ok
+
+
 def demo_card_profile(directory: Path, kind: str = "card") -> Path:
     """A virtual card for the demo, made once under ``directory/demo-cards`` (a fictitious person)."""
     from hal.sim.card.generator import make_profile

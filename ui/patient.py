@@ -35,10 +35,13 @@ class Patient:
     remove_in: str | None = None
     #: ask for more time once at this state's timeout (else let it run out)
     more_time: bool = True
+    #: a state where the patient hesitates the first time (answers nothing until the time runs out)
+    hesitate_in: str | None = None
     #: after a failed face try: try the face again (until tries run out), or switch to ``fallback``
     retry_face: bool = False
     fallback: str = "pin"
     person: object | None = None  # a simulated person before the face camera (hal.sim), to react
+    only_face: bool = False  # press nothing; only perform the face challenge (a demo window's user presses)
     states: list[str] = field(default_factory=list)
     _kiosk: object | None = None
     _watch: threading.Thread | None = None
@@ -70,6 +73,13 @@ class Patient:
         if state == self.remove_in and not self._removed_once:
             self._removed_once = True
             threading.Thread(target=self._kiosk.reader.remove, name="patient-remove", daemon=True).start()
+            return
+        if self.only_face:
+            if state == "face":
+                self._at_face(session)
+            return
+        if state == self.hesitate_in:
+            self.hesitate_in = None
             return
         answer = getattr(self, f"_at_{state}", None)
         if answer is not None:

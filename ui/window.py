@@ -180,9 +180,12 @@ class KioskWindow:
     else 800×480); ``px_per_mm``: its density (default from :data:`ui.screens.PANELS`)."""
 
     def __init__(self, kiosk: Kiosk, fullscreen: bool = False, demo_card=None,
-                 size: tuple[int, int] | None = None, px_per_mm: float | None = None):
+                 size: tuple[int, int] | None = None, px_per_mm: float | None = None, demo_cards: dict | None = None):
         self.kiosk = kiosk
         self.demo_card = demo_card
+        #: number keys 1–9, 0 tap these simulated cards and phones (their holder steps in front of the camera)
+        self.demo_cards = list((demo_cards or {}).items())[:10]
+        self._face_helper = None
         pygame.display.init()
         flags = pygame.FULLSCREEN if fullscreen else 0
         if size is None:
@@ -227,10 +230,34 @@ class KioskWindow:
                 position = event.pos
             self.touch(self.renderer.hit(position))
         elif event.type == pygame.KEYDOWN and hasattr(self.kiosk.reader, "present"):
-            if event.key == pygame.K_c and self.demo_card is not None:
-                self.kiosk.reader.present(self.demo_card)
+            number = event.key - pygame.K_0 if pygame.K_0 <= event.key <= pygame.K_9 else None
+            if number is not None and self.demo_cards:
+                index = (number - 1) % 10
+                if index < len(self.demo_cards):
+                    self.tap_demo_card(self.demo_cards[index][1].directory)
+            elif event.key == pygame.K_c and self.demo_card is not None:
+                self.tap_demo_card(self.demo_card)
             elif event.key == pygame.K_r:
                 self.kiosk.reader.remove()
+
+    def tap_demo_card(self, directory) -> None:
+        """Demo: the card's holder steps in front of the simulated face camera and taps the card.
+
+        The simulated person cannot see the screen, so a helper performs the face challenge for them;
+        every button is still the user's.
+        """
+        camera = getattr(self.kiosk, "face_camera", None)
+        if hasattr(camera, "present"):
+            from hal.sim.face_scene import Person
+            from ui.patient import Patient
+
+            person = Person.holder(directory)
+            camera.present(person)
+            if self._face_helper is not None:
+                self._face_helper.detach()
+                self.kiosk.listeners.remove(self._face_helper._on_state)
+            self._face_helper = Patient(person=person, only_face=True).attach(self.kiosk)
+        self.kiosk.reader.present(directory)
 
     def touch(self, hit: tuple[str, dict] | str | None, data: dict | None = None) -> None:
         """A button was pressed: screens emit events, the kiosk decides (on its flow thread).
