@@ -189,6 +189,10 @@ def kiosk_eval(data: list[Path], frames: int, json_out: Path | None) -> None:
     if not thresholds:
         raise ModelError(f"the manifest has no {rule.threshold_key()} threshold: run uketsuke face calibrate")
     runs = kiosk_rule_runs(pipeline, data, rule)
+    # what calibrating on the calibration halves alone would give (strictest of their own thresholds,
+    # the highest impostor score where a half cannot measure the FAR): shown to test it on held-out ids
+    thresholds["calibration halves only"] = max(face_eval.threshold_for(sets["calibration"], TARGET_FAR)[0]
+                                                for sets in runs.values())
     report = {"protocol": "kiosk", "rule": rule.name, "frames": frames, "far_target": TARGET_FAR,
               "machine": face_eval.machine(), "model": pipeline.embedding_entry.name, "thresholds": thresholds,
               "split": "identities halved with seed 20261125 (calibration / held_out); impostor comparisons "

@@ -8,8 +8,9 @@ largest first) gets ONet's landmarks *and its face probability*; a detection ONe
 ``QualityLimits.min_landmark_score`` is not a face (a pattern, a hand, a poster corner) and is dropped.
 Of the rest, the chosen face is the one that passes the quality gates, then the one nearest the frame's
 centre, then the largest — the person standing in front of the kiosk, not a larger face at the edge. A
-second plausible face at least ``second_face_fraction`` of the chosen one's width makes the frame
-``ONE_PERSON``. ``face_choice="largest"`` keeps the earlier rule (largest detection, ONet score
+second plausible face at least ``second_face_fraction`` of the chosen one's width, or one nearer the
+centre than the chosen one (a person in front who fails a gate while a face at the edge passes), makes
+the frame ``ONE_PERSON``: only a smaller face farther out (the background) is ignored. ``face_choice="largest"`` keeps the earlier rule (largest detection, ONet score
 unused) for before/after evaluation only.
 """
 
@@ -139,6 +140,9 @@ class FacePipeline:
         if crowd is Guidance.NO_FACE:
             return FrameAnalysis(Guidance.NO_FACE)
         chosen = candidates[0]
+        if crowd is None and any(o.quality is not None and o.quality.centre_offset < chosen.quality.centre_offset
+                                 - 0.05 for o in candidates[1:]):
+            crowd = Guidance.ONE_PERSON  # a face nearer the centre was passed over (too far, turned…)
         return FrameAnalysis(crowd or chosen.guidance, chosen.face, chosen.aligned, chosen.quality)
 
     def embed_aligned(self, aligned: list[np.ndarray]) -> np.ndarray:

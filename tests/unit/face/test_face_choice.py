@@ -19,13 +19,13 @@ def _place(canvas: np.ndarray, rgb: np.ndarray, scale: float, x: int, y: int) ->
     canvas[y:y + h, x:x + w] = small[:h, :w]
 
 
-def _two_faces(astronaut, cameraman, cameraman_scale: float) -> np.ndarray:
+def _two_faces(astronaut, cameraman, cameraman_scale: float, astronaut_scale: float = 0.75) -> np.ndarray:
     """The astronaut centred (face ~95 px); the cameraman at the right edge, ``cameraman_scale`` × his
     512-px photo (his face is ~95 px at 1.0)."""
     canvas = np.full((480, 640, 3), 120, np.uint8)
     cam = np.repeat(cameraman[:, :, None], 3, axis=2)
     _place(canvas, cam[0:260, 150:370], cameraman_scale, 450, 60)
-    _place(canvas, astronaut[0:300, 130:350], 0.75, 238, 150)
+    _place(canvas, astronaut[0:300, 130:350], astronaut_scale, int(320 - 120 * astronaut_scale), 150)
     return canvas
 
 
@@ -57,6 +57,26 @@ def test_a_small_face_in_the_background_gives_way_to_the_centred_one(pipeline, a
     analysis = pipeline.analyse_frame(scene)
     assert abs(_centre_x(analysis.face) - 320) < 60
     assert analysis.guidance is Guidance.OK  # a face under 60% of the chosen one's width is no crowd
+
+
+def test_a_person_in_front_who_fails_a_gate_is_not_replaced_by_a_face_at_the_edge(pipeline, astronaut,
+                                                                                   cameraman):
+    from firmware.face.pipeline import FacePipeline
+
+    scene = _two_faces(astronaut, cameraman, 1.15)
+    scene[150:380, 238:404] = cv2.GaussianBlur(scene[150:380, 238:404], (0, 0), 2.5)  # she moves: HOLD_STILL
+    # the width rule off (second_face_fraction 5), so that only "a face nearer the centre" can say it;
+    # distance, centring and pose limits loose enough for the cameraman's profile at the edge to pass
+    limits = QualityLimits(second_face_fraction=5.0, min_eye_distance_px=10, max_centre_offset=0.45,
+                           max_yaw_ratio=2.0, max_roll_deg=45, pitch_ratio_range=(0.0, 2.0))
+    for choice in ("gates", "largest"):
+        other = FacePipeline(pipeline.manifest, face_choice=choice, limits=limits)
+        analysis = other.analyse_frame(scene)
+        assert _centre_x(analysis.face) > 450  # the sharp cameraman at the edge passes the gates ...
+        if choice == "gates":
+            assert analysis.guidance is Guidance.ONE_PERSON  # ... but she is nearer the centre: not used
+        else:
+            assert analysis.guidance is Guidance.OK  # the earlier rule verified him
 
 
 def test_a_detection_onet_does_not_believe_is_refused(pipeline, astronaut, monkeypatch):
