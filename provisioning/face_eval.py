@@ -19,16 +19,19 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image
 
-from firmware.face.align import ALIGNED_SIZE
+from firmware.face.align import ALIGNED_SIZE, ARCFACE_4
+from firmware.face.detector import Face
 from firmware.face.embedder import FUSIONS, normalise
 from firmware.face.pipeline import FacePipeline, NoFaceFound
+from firmware.face.quality import Guidance, QualityLimits, guidance_for, measure
+from firmware.face.session import DecisionRule
 from provisioning.face_metrics import Scores
 
 log = logging.getLogger(__name__)
@@ -401,3 +404,317 @@ def group_breakdown(scores: Scores, groups: dict[str, list[int]], threshold: flo
                      "within_group_false_accepts": int(np.sum(imp > threshold)),
                      "within_group_max_impostor": float(imp.max()) if imp.size else None}
     return out
+
+
+# ----------------------------------------------------------------------------- the kiosk's decision rule
+
+
+@dataclass
+class KioskProbe:
+    """One simulated capture of one person, decided as the kiosk decides it.
+
+    ``embeddings`` are the fused frames' embeddings (the good frames the rule picked), None when the
+    capture never had enough good frames (a failure to acquire: the kiosk would still be waiting).
+    """
+
+    identity: int
+    images: tuple[int, ...]
+    embeddings: np.ndarray | None
+    wrong_face_frames: int = 0
+
+
+def split_identities(n: int, seed: int = 20261125) -> np.ndarray:
+    """Boolean mask of the *calibration* identities (half, drawn with ``seed``); the rest is held out."""
+    order = np.random.default_rng(seed).permutation(n)
+    mask = np.zeros(n, bool)
+    mask[order[: n // 2]] = True
+    return mask
+
+
+def aligned_limits(limits: QualityLimits) -> QualityLimits:
+    """The gates that can be measured on an already aligned 112² crop: pose (ONet on the crop), exposure
+    and sharpness; size and centring describe a camera frame and do not apply."""
+    return replace(limits, min_face_fraction=0.0, max_face_fraction=float("inf"), min_eye_distance_px=0.0,
+                   max_centre_offset=float("inf"))
+
+
+def aligned_guidance(pipeline: FacePipeline, rgb112: np.ndarray) -> Guidance:
+    """Quality verdict of an aligned crop: ONet landmarks on the whole crop, then the applicable gates."""
+    box = (0.0, 0.0, float(rgb112.shape[1]), float(rgb112.shape[0]))
+    face = Face(box=box, score=1.0, keypoints=np.asarray(ARCFACE_4, np.float32))
+    if pipeline.refiner is not None:
+        face = pipeline.refiner.refine(rgb112, replace(face, box=(8.0, 0.0, 104.0, 112.0)))
+        if face.landmark_score < pipeline.limits.min_landmark_score:
+            return Guidance.NO_FACE
+    quality = measure(rgb112.shape, face, rgb112)
+    return guidance_for(quality, face, aligned_limits(pipeline.limits))
+
+
+def kiosk_cards(pipeline: FacePipeline, data: Dataset, card_bytes: int = 4500):
+    """(identity, image index, embedding or None) of every card-like reference, as in card_vs_live."""
+    cards = []
+    for i, files in enumerate(data.images):
+        names = [p.stem.lower() for p in files]
+        for k in ([names.index("neutral")] if "neutral" in names else range(len(files))):
+            rgb = read_rgb(files[k])
+            if data.aligned:
+                grey = card_from_aligned(rgb, target_bytes=card_bytes)
+                cards.append((i, k, pipeline.embed_aligned([np.repeat(grey[:, :, None], 3, axis=2)])[0]))
+                continue
+            faces = pipeline.find_faces(rgb)
+            if not faces:
+                cards.append((i, k, None))
+                continue
+            try:
+                emb = pipeline.card_embedding(card_from_portrait(rgb, faces[0].box, target_bytes=card_bytes))[0]
+            except NoFaceFound:
+                emb = None
+            cards.append((i, k, emb))
+    return cards
+
+
+def kiosk_probes(pipeline: FacePipeline, data: Dataset, rule: DecisionRule, *, sessions: int,
+                 capture_frames: int = 10, seed: int = 0, scene=None,
+                 progress: Callable[[str], None] = lambda s: None) -> list[KioskProbe]:
+    """Captures decided by ``rule``: gate every frame as ``FaceSession.add_frame`` does, keep the good
+    ones, fuse the ones ``rule.choose`` picks.
+
+    Photo sets (London: one live photo per person): each session is ``capture_frames`` jittered frames
+    of the live photo through ``pipeline.analyse_frame``. ``scene(rgb, identity, seed)`` may compose
+    each frame into a scene first (the face-choice evaluation adds a bystander) and returns (frame,
+    subject box) so that frames whose chosen face is not the subject are counted. Aligned sets: each
+    session is ``rule.frames`` different good images of the person (gates: :func:`aligned_guidance`).
+    """
+    rng = np.random.default_rng(seed)
+    probes: list[KioskProbe] = []
+    for i, files in enumerate(data.images):
+        live_idx = [k for k, p in enumerate(files) if p.stem.lower() != "neutral"]
+        if data.aligned:
+            crops = [read_rgb(files[k]) for k in live_idx]
+            good = [k for k, crop in zip(live_idx, crops, strict=True)
+                    if aligned_guidance(pipeline, crop) is Guidance.OK]
+            embs = dict(zip(good, pipeline.embed_aligned([read_rgb(files[k]) for k in good]), strict=True)) \
+                if good else {}
+            seen = set()
+            for _ in range(sessions * 4):
+                if len(seen) >= sessions or len(good) < rule.frames:
+                    break
+                chosen = tuple(sorted(int(k) for k in rng.choice(good, rule.frames, replace=False)))
+                if chosen in seen:
+                    continue
+                seen.add(chosen)
+                probes.append(KioskProbe(i, chosen, np.stack([embs[k] for k in chosen])))
+            if len(good) < rule.frames:
+                probes.append(KioskProbe(i, tuple(live_idx), None))
+            continue
+        for k in live_idx:
+            rgb = read_rgb(files[k])
+            for s in range(sessions):
+                frame_seed = (seed * 1_000_003 + i * 1009 + k * 101 + s) % 2**32
+                good, wrong = [], 0
+                for n, frame in enumerate(jitter_frames(rgb, capture_frames, seed=frame_seed)):
+                    subject = None
+                    if scene is not None:
+                        frame, subject = scene(frame, i, frame_seed + n)
+                    analysis = pipeline.analyse_frame(frame)
+                    if DecisionRule.is_good(analysis):
+                        good.append(analysis.aligned)
+                        if subject is not None and not _inside(analysis.face, subject):
+                            wrong += 1
+                    elif analysis.aligned is not None:
+                        analysis.aligned.fill(0)
+                if len(good) < rule.frames:
+                    probes.append(KioskProbe(i, (k,), None, wrong))
+                    continue
+                chosen = rule.choose(len(good))
+                probes.append(KioskProbe(i, (k,), pipeline.embed_aligned([good[c] for c in chosen]), wrong))
+        if progress and i % 25 == 24:
+            progress(f"{data.root.name}: {i + 1}/{len(data.images)} identities captured")
+    return probes
+
+
+def _inside(face: Face, box) -> bool:
+    x0, y0, x1, y1 = face.box
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return box[0] <= cx <= box[2] and box[1] <= cy <= box[3]
+
+
+def kiosk_scores(rule: DecisionRule, cards, probes: list[KioskProbe], identities: np.ndarray | None = None,
+                 failures: dict | None = None) -> Scores:
+    """Card × capture scores by ``rule`` among ``identities`` (mask; None = all), ids renumbered 0..m−1."""
+    n_all = 1 + max(max(c[0] for c in cards), max(p.identity for p in probes))
+    mask = np.ones(n_all, bool) if identities is None else identities
+    index = -np.ones(n_all, int)
+    index[np.nonzero(mask)[0]] = np.arange(int(mask.sum()))
+    gen, gen_ids, imp, imp_ids = [], [], [], []
+    for ci, ck, cemb in cards:
+        if not mask[ci]:
+            continue
+        for probe in probes:
+            if not mask[probe.identity] or (probe.identity == ci and ck in probe.images):
+                continue
+            score = FAILED if cemb is None or probe.embeddings is None else rule.score(cemb, probe.embeddings)
+            if probe.identity == ci:
+                gen.append(score)
+                gen_ids.append(index[ci])
+            else:
+                imp.append(score)
+                imp_ids.append((index[ci], index[probe.identity]))
+    return _scores_from(gen, gen_ids, imp, imp_ids, int(mask.sum()), dict(failures or {}))
+
+
+def kiosk_rule_evaluation(pipeline: FacePipeline, data: Dataset, rule: DecisionRule, *, sessions: int | None = None,
+                          capture_frames: int = 10, split_seed: int = 20261125,
+                          progress: Callable[[str], None] = lambda s: None) -> dict[str, Scores]:
+    """Scores of the kiosk's rule on the calibration identities, the held-out ones, and all."""
+    sessions = sessions or (12 if data.aligned else 2)
+    cards = kiosk_cards(pipeline, data)
+    probes = kiosk_probes(pipeline, data, rule, sessions=sessions, capture_frames=capture_frames,
+                          progress=progress)
+    failures = {"no_face_card": sum(c[2] is None for c in cards),
+                "failed_to_acquire": sum(p.embeddings is None for p in probes), "captures": len(probes)}
+    progress(f"{data.root.name}: {len(cards)} cards, {len(probes)} captures ({rule.name}), "
+             f"{failures['failed_to_acquire']} without {rule.frames} good frames")
+    calibration = split_identities(len(data.identities), split_seed)
+    return {"calibration": kiosk_scores(rule, cards, probes, calibration, failures),
+            "held_out": kiosk_scores(rule, cards, probes, ~calibration, failures),
+            "all": kiosk_scores(rule, cards, probes, None, failures)}
+
+
+def threshold_for(scores: Scores, far: float) -> tuple[float, bool]:
+    """(threshold, measurable): the threshold at ``far``; when the impostors are too few to measure it,
+    the highest impostor score (no false accept among them) and False."""
+    from provisioning.face_metrics import threshold_at_far
+
+    impostor = scores.impostor[scores.impostor > -1e8]
+    threshold = threshold_at_far(impostor, far)
+    if np.isnan(threshold):
+        return float(impostor.max()), False
+    return threshold, True
+
+
+def choose_kiosk_threshold(per_folder: dict[str, dict[str, Scores]], far: float) -> tuple[float, list[dict]]:
+    """The kiosk rule's threshold at ``far``, strictest over folders, and how each folder's was found.
+
+    Per folder: the threshold at ``far`` on the *calibration* identities when they hold at least
+    1/far impostor comparisons ("calibration"); otherwise that half cannot measure ``far`` — taking its
+    highest impostor score would be a threshold whose FAR nobody measured (on London it let 4 of 5100
+    held-out impostor comparisons through, 8× the target) — so all the folder's identities are used
+    ("all identities: held-out check not independent"); with too few even then, the highest impostor
+    score ("unmeasurable"). Stricter wins: the threshold must meet the FAR on every folder.
+    """
+    notes = []
+    for name, sets in per_folder.items():
+        cal_thr, cal_ok = threshold_for(sets["calibration"], far)
+        if cal_ok:
+            chosen, source = cal_thr, "calibration"
+        else:
+            all_thr, all_ok = threshold_for(sets["all"], far)
+            chosen, source = all_thr, "all identities" if all_ok else "unmeasurable (highest impostor score)"
+        notes.append({"data": name, "calibration_threshold": cal_thr, "calibration_measurable": cal_ok,
+                      "threshold": chosen, "source": source,
+                      "calibration_impostors": int(sets["calibration"].impostor.size)})
+    return max(n["threshold"] for n in notes), notes
+
+
+def machine() -> dict:
+    """Where an evaluation ran (for bench/results)."""
+    import datetime as dt
+    import os
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"date_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M"), "host_arch": platform.machine(),
+            "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "system": f"{platform.system()} {platform.release()}"}
+
+
+# ----------------------------------------------------------------------------- face choice: a bystander in the frame
+
+
+def _paste(canvas: np.ndarray, rgb: np.ndarray, box, face_px: float, centre_xy, crop_w: float, crop_h: float):
+    """Scale ``rgb`` so that its face ``box`` is ``face_px`` wide and paste a crop_w×crop_h (in face
+    widths) region around the face with the face centre at ``centre_xy``; returns the face box placed."""
+    x0, y0, x1, y1 = box
+    s = face_px / (x1 - x0)
+    fcx, fcy = (x0 + x1) / 2 * s, (y0 + y1) / 2 * s
+    big = cv2.resize(rgb, None, fx=s, fy=s, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    h, w = canvas.shape[:2]
+    half_w, up, down = crop_w * face_px / 2, 0.9 * face_px, (crop_h - 0.9) * face_px
+    for yy in range(max(0, int(centre_xy[1] - up)), min(h, int(centre_xy[1] + down))):
+        sy = int(yy - centre_xy[1] + fcy)
+        if not 0 <= sy < big.shape[0]:
+            continue
+        xa, xb = max(0, int(centre_xy[0] - half_w)), min(w, int(centre_xy[0] + half_w))
+        sxa, sxb = int(xa - centre_xy[0] + fcx), int(xb - centre_xy[0] + fcx)
+        sxa2, sxb2 = max(0, sxa), min(big.shape[1], sxb)
+        canvas[yy, xa + (sxa2 - sxa):xb - (sxb - sxb2)] = big[sy, sxa2:sxb2]
+    cx, cy = centre_xy
+    return (cx - face_px / 2, cy - face_px / 2 * (y1 - y0) / (x1 - x0), cx + face_px / 2,
+            cy + face_px / 2 * (y1 - y0) / (x1 - x0))
+
+
+def bystander_scene(pipeline: FacePipeline, data: Dataset, *, bystander_scale: float, offset: float = 0.27,
+                    subject_px: float = 90.0, size=(640, 480)):
+    """A scene builder for :func:`kiosk_probes`: the (jittered) live photo of the subject centred in a
+    640×480 frame, face ``subject_px`` wide, and the live photo of the next identity (a bystander) at
+    ``offset`` of the width to the right, ``bystander_scale`` × as wide. Returns (scene, subject box) and
+    ``bystander_of`` (identity → the bystander's identity)."""
+    live = {}
+    for i, files in enumerate(data.images):
+        path = next(p for p in files if p.stem.lower() != "neutral")
+        rgb = read_rgb(path)
+        faces = pipeline.find_faces(rgb)
+        live[i] = (rgb, faces[0].box if faces else None)
+    n = len(data.images)
+
+    def bystander_of(i: int) -> int:
+        return (i + 1) % n
+
+    def build(frame: np.ndarray, identity: int, seed: int):
+        w, h = size
+        canvas = np.full((h, w, 3), 118, np.uint8)
+        other_rgb, other_box = live[bystander_of(identity)]
+        if other_box is not None:
+            _paste(canvas, other_rgb, other_box, subject_px * bystander_scale, (w * (0.5 + offset), h * 0.45),
+                   2.0, 2.4)
+        _, box = live[identity]
+        subject = _paste(canvas, frame, box, subject_px, (w * 0.5, h * 0.5), 1.6, 2.4)
+        return canvas, subject
+
+    return build, bystander_of
+
+
+def face_choice_evaluation(pipelines: dict[str, FacePipeline], data: Dataset, rule: DecisionRule, threshold: float,
+                           scales=(0.5, 2.0), progress: Callable[[str], None] = lambda s: None) -> list[dict]:
+    """Per face-choice rule and bystander size: captures using the bystander's face, the subject's own
+    card refused (false rejects), the bystander's card accepted (false accepts caused by the wrong
+    face), and captures stopped by ONE_PERSON / other gates (no decision)."""
+    rows = []
+    for choice, pipeline in pipelines.items():
+        cards = {i: e for i, _, e in kiosk_cards(pipeline, data)}
+        for scale in scales:
+            build, bystander_of = bystander_scene(pipeline, data, bystander_scale=scale)
+            probes = kiosk_probes(pipeline, data, rule, sessions=1, scene=build)
+            decided = [p for p in probes if p.embeddings is not None]
+            genuine = [(p, rule.score(cards[p.identity], p.embeddings)) for p in decided
+                       if cards.get(p.identity) is not None]
+            by_card = [rule.score(cards[bystander_of(p.identity)], p.embeddings) for p in decided
+                       if cards.get(bystander_of(p.identity)) is not None]
+            rejects = [p for p, s in genuine if s <= threshold]
+            rows.append({"face_choice": choice, "bystander_scale": scale, "captures": len(probes),
+                         "no_decision": len(probes) - len(decided),
+                         "captures_with_wrong_face": sum(p.wrong_face_frames > 0 for p in decided),
+                         "false_rejects": len(rejects),
+                         "false_rejects_from_wrong_face": sum(p.wrong_face_frames > 0 for p in rejects),
+                         "bystander_card_accepted": int(sum(s > threshold for s in by_card)),
+                         "threshold": threshold})
+            progress(f"face choice {choice}, bystander ×{scale}: {rows[-1]}")
+    return rows

@@ -180,3 +180,88 @@ def paired_difference(a: Scores, b: Scores, fars=(1e-3, 1e-4), rounds: int = 500
                            "ci": [float(np.percentile(values, lo)), float(np.percentile(values, hi))]
                            if values.size else None}
     return out
+
+
+# ----------------------------------------------------------------------------- rates at a fixed threshold
+
+
+def _binom_cdf(k: int, n: int, p: float) -> float:
+    """P(X <= k) for X ~ Binomial(n, p), summed in log space (n up to millions is fine)."""
+    if p <= 0:
+        return 1.0
+    if p >= 1:
+        return 1.0 if k >= n else 0.0
+    log_p, log_q = math.log(p), math.log1p(-p)
+    terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q
+             for i in range(k + 1)]
+    top = max(terms)
+    return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
+
+
+def clopper_pearson(errors: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper–Pearson) two-sided interval of a rate ``errors``/``n``. With 0 errors the upper end
+    at 95% is ≈ 3.7/n (two-sided 2.5% tail; the one-sided "rule of three" is 3/n)."""
+    if n <= 0:
+        return math.nan, math.nan
+    alpha = (1 - level) / 2
+
+    def solve(target: float, k: int) -> float:  # p with P(X <= k | p) = target, cdf falls with p
+        lo, hi = 0.0, 1.0
+        for _ in range(80):
+            mid = (lo + hi) / 2
+            if _binom_cdf(k, n, mid) > target:
+                lo = mid
+            else:
+                hi = mid
+        return (lo + hi) / 2
+
+    lower = 0.0 if errors == 0 else _lower(errors, n, alpha)
+    upper = 1.0 if errors >= n else solve(alpha, errors)
+    return lower, upper
+
+
+def _lower(errors: int, n: int, alpha: float) -> float:
+    """p with P(X >= errors | p) = alpha."""
+    lo, hi = 0.0, 1.0
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        if 1.0 - _binom_cdf(errors - 1, n, mid) < alpha:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def rule_of_three(n: int) -> float:
+    """One-sided 95% upper bound of a rate with no error in ``n`` independent trials: 3/n."""
+    return 3.0 / n if n > 0 else math.nan
+
+
+def rates_at(scores: Scores, threshold: float, far_target: float | None = None) -> dict:
+    """FAR and FRR of one fixed threshold with counts and exact CIs (accept: score > threshold).
+
+    Failures to acquire (score :data:`FAILED` markers, ≤ −1e8) count as rejects: a false reject for a
+    genuine person, never a false accept. ``identity_pairs`` is the number of distinct (card, probe)
+    identity pairs behind the impostor comparisons: comparisons of one pair are correlated, so the
+    independent evidence lies between the two counts, and the rule-of-three bound is given for both.
+    """
+    false_accepts = int(np.sum(scores.impostor > threshold))
+    false_rejects = int(np.sum(scores.genuine <= threshold))
+    n_imp, n_gen = int(scores.impostor.size), int(scores.genuine.size)
+    pairs = int(len({(int(a), int(b)) for a, b in scores.impostor_ids})) if n_imp else 0
+    pairs_with_fa = int(len({(int(a), int(b)) for (a, b), s in zip(scores.impostor_ids, scores.impostor,
+                                                                   strict=True) if s > threshold}))
+    out = {"threshold": float(threshold),
+           "far": false_accepts / n_imp if n_imp else math.nan, "false_accepts": false_accepts,
+           "impostor_comparisons": n_imp, "far_ci95": list(clopper_pearson(false_accepts, n_imp)),
+           "identity_pairs": pairs, "identity_pairs_with_false_accept": pairs_with_fa,
+           "frr": false_rejects / n_gen if n_gen else math.nan, "false_rejects": false_rejects,
+           "genuine_comparisons": n_gen, "frr_ci95": list(clopper_pearson(false_rejects, n_gen)),
+           "failures_to_acquire_genuine": int(np.sum(scores.genuine <= -1e8))}
+    if false_accepts == 0:
+        out["far_upper95_rule_of_three"] = rule_of_three(n_imp)
+        out["far_upper95_rule_of_three_identity_pairs"] = rule_of_three(pairs)
+    if far_target is not None:
+        out["far_target"] = far_target
+        out["enough_impostors_for_target"] = bool(n_imp >= 3 / far_target)
+    return out

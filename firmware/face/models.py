@@ -24,6 +24,32 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 
+#: The FAR every embedding threshold in the manifest is calibrated for.
+TARGET_FAR = 1e-4
+
+
+def far_suffix(far: float = TARGET_FAR) -> str:
+    """1e-4 -> "far_1e-4"."""
+    mantissa, exponent = f"{far:.0e}".split("e")
+    return f"far_{mantissa}e{int(exponent)}"
+
+
+def rule_threshold_key(fusion: str = "mean", frames: int = 5, far: float = TARGET_FAR) -> str:
+    """The manifest key of the threshold calibrated for one decision rule.
+
+    A threshold belongs to a rule, not to a model alone: the score the kiosk compares is the card
+    against the *fused* good frames, whose impostor distribution differs from single frames'. So
+    ``mean_of_5_far_1e-4`` is the threshold of "mean embedding of 5 good frames" (the kiosk's
+    :class:`~firmware.face.session.FaceSession` default) and ``single_far_1e-4`` the one of one frame.
+    """
+    if frames <= 1:
+        return f"single_{far_suffix(far)}"
+    return f"{fusion}_of_{frames}_{far_suffix(far)}"
+
+
+#: The threshold key of the kiosk's decision rule (FaceSession's defaults: mean of 5 good frames).
+KIOSK_THRESHOLD_KEY = rule_threshold_key("mean", 5)
+
 
 def models_dir() -> Path:
     """The models folder: ``$UKETSUKE_MODELS_DIR`` or the repository's ``models/``."""
@@ -84,13 +110,14 @@ class Manifest:
         entry = self.entry_for(role)
         return TfliteModel(self.read_verified(entry), entry.name, **kwargs), entry
 
-    def threshold(self, role: str = "embedding", key: str = "far_1e-4") -> float:
-        """A calibrated threshold; refuses an uncalibrated model rather than guessing."""
+    def threshold(self, role: str = "embedding", key: str = KIOSK_THRESHOLD_KEY) -> float:
+        """A calibrated threshold (default: the kiosk's rule's); refuses an uncalibrated model or rule
+        rather than guessing — a threshold calibrated for another rule would move the FAR."""
         entry = self.entry_for(role)
         value = entry.thresholds.get(key)
         if value is None or entry.thresholds.get("calibrated") in (None, "not yet"):
             raise ModelError(f"model {entry.name} has no calibrated threshold {key!r}: "
-                             "run uketsuke face calibrate --far 1e-4")
+                             "run uketsuke face calibrate --far 1e-4 (it calibrates the kiosk's decision rule)")
         return float(value)
 
 

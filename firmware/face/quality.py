@@ -62,6 +62,11 @@ class QualityLimits:
     max_brightness: float = 210.0
     max_clipped_fraction: float = 0.20
     second_face_fraction: float = 0.6
+    #: ONet's face probability below which a detection is not taken as a face (docs/face.md: genuine
+    #: faces of the evaluation sets score >= 0.96, BlazeFace's false detections <= 0.05)
+    min_landmark_score: float = 0.80
+    #: detections (largest first) that get ONet and the gates before one is chosen
+    max_candidates: int = 4
 
 
 @dataclass(frozen=True)
@@ -138,10 +143,11 @@ def guidance_for(quality: Quality, face: Face, limits: QualityLimits = QualityLi
 
 
 def crowd_guidance(faces: list[Face], limits: QualityLimits = QualityLimits()) -> Guidance | None:
-    """NO_FACE, ONE_PERSON (a second face nearly as large as the first), or None when fine."""
+    """NO_FACE, ONE_PERSON (another face at least ``second_face_fraction`` of the chosen one's width —
+    ``faces[0]`` is the chosen face), or None when fine."""
     if not faces:
         return Guidance.NO_FACE
-    widths = sorted((f.width for f in faces), reverse=True)
-    if len(widths) > 1 and widths[1] >= limits.second_face_fraction * widths[0]:
+    chosen = faces[0].width
+    if any(f.width >= limits.second_face_fraction * chosen for f in faces[1:]):
         return Guidance.ONE_PERSON
     return None

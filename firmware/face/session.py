@@ -6,7 +6,11 @@ every image buffer the session was given or made (frames, card photo, aligned cr
 embedding, so a view held elsewhere sees zeros too. Nothing here logs pixels or embeddings.
 
 Fusion: several good frames are embedded and fused. The default, ``mean`` over frames spread across
-the capture, measured better than best-of-N on both evaluation sets (docs/face.md).
+the capture, measured better than best-of-N on both evaluation sets (docs/face.md). The whole rule —
+which frames count (quality gate ``OK``), how many (``frames_needed``, spread over the capture), how
+they are fused — is a :class:`DecisionRule`, and the threshold is the one the manifest holds *for that
+rule* (``mean_of_5_far_1e-4``): evaluation (provisioning/face_eval.py) scores with the same object, so
+the calibrated FAR is the FAR of the decision the kiosk makes.
 
 Liveness: the session owns the kiosk's :class:`~firmware.face.liveness.LivenessChecker` (optional only
 so that evaluation and tests can measure matching alone). Its random challenge starts when capturing
@@ -26,6 +30,7 @@ from firmware.errors import FaceError
 from firmware.face.detector import Face
 from firmware.face.embedder import FUSIONS
 from firmware.face.liveness import Challenge, LivenessChecker, LivenessGuidance, LivenessResult, Progress
+from firmware.face.models import TARGET_FAR, Manifest, rule_threshold_key
 from firmware.face.pipeline import FacePipeline, FrameAnalysis
 from firmware.face.quality import Guidance, Quality
 
@@ -93,6 +98,7 @@ class FaceDecision:
     model: str
     face_match: bool = False
     liveness: LivenessResult | None = None
+    rule: str = ""  # the decision rule whose calibrated threshold was used, e.g. "mean-of-5"
 
     @property
     def live(self) -> bool | None:
@@ -112,6 +118,48 @@ def spread_indices(count: int, wanted: int) -> list[int]:
     return sorted({int(round(i)) for i in np.linspace(0, count - 1, wanted)})
 
 
+@dataclass(frozen=True)
+class DecisionRule:
+    """How the kiosk turns good frames into one score: ``frames`` good frames spread over the capture,
+    fused by ``fusion`` ("mean" embedding or "best" single frame), cosine against the card photo.
+
+    A good frame is one whose quality guidance is ``OK`` (:meth:`is_good`). Evaluation uses this same
+    object so that the threshold is calibrated on exactly the kiosk's decision.
+    """
+
+    fusion: str = "mean"
+    frames: int = 5
+
+    def __post_init__(self):
+        if self.fusion not in FUSIONS:
+            raise FaceError(f"fusion must be one of {sorted(FUSIONS)}, not {self.fusion!r}")
+        if self.frames < 1:
+            raise FaceError(f"frames must be at least 1, not {self.frames}")
+
+    @property
+    def name(self) -> str:
+        return "single" if self.frames <= 1 else f"{self.fusion}-of-{self.frames}"
+
+    def threshold_key(self, far: float = TARGET_FAR) -> str:
+        """The manifest key of this rule's threshold (``mean_of_5_far_1e-4``)."""
+        return rule_threshold_key(self.fusion, self.frames, far)
+
+    def threshold(self, manifest: Manifest, role: str = "embedding") -> float:
+        """This rule's calibrated threshold from the manifest; ModelError when it was never calibrated."""
+        return manifest.threshold(role, self.threshold_key())
+
+    @staticmethod
+    def is_good(analysis: FrameAnalysis) -> bool:
+        return analysis.aligned is not None and analysis.guidance is Guidance.OK
+
+    def choose(self, count: int) -> list[int]:
+        """Indices of the good frames that are fused (spread over the capture)."""
+        return spread_indices(count, self.frames)
+
+    def score(self, card_embedding: np.ndarray, embeddings: np.ndarray) -> float:
+        return FUSIONS[self.fusion](card_embedding, embeddings)
+
+
 class FaceSession:
     """Collects a card photo and live frames, decides, and wipes everything on ``close()``.
 
@@ -124,10 +172,10 @@ class FaceSession:
 
     def __init__(self, pipeline: FacePipeline, *, threshold: float | None = None, fusion: str = "mean",
                  frames_needed: int = 5, max_frames: int = 60, liveness: LivenessChecker | None = None):
-        if fusion not in FUSIONS:
-            raise FaceError(f"fusion must be one of {sorted(FUSIONS)}, not {fusion!r}")
+        self.rule = DecisionRule(fusion, frames_needed)  # raises FaceError for an unknown fusion
         self.pipeline = pipeline
-        self.threshold = threshold if threshold is not None else pipeline.manifest.threshold("embedding")
+        # the threshold calibrated for this very rule (mean_of_5_far_1e-4 by default), never another's
+        self.threshold = threshold if threshold is not None else self.rule.threshold(pipeline.manifest)
         self.fusion = fusion
         self.frames_needed = frames_needed
         self.max_frames = max_frames
@@ -190,7 +238,7 @@ class FaceSession:
             self.start_capture()
             progress = self.liveness.add_frame(rgb, analysis.face, t_s)
         if analysis.aligned is not None:
-            if analysis.guidance is Guidance.OK and len(self._good) < self.max_frames:
+            if self.rule.is_good(analysis) and len(self._good) < self.max_frames:
                 self._buffers.append(analysis.aligned)
                 self._good.append(analysis)
             else:
@@ -218,17 +266,17 @@ class FaceSession:
             raise FaceError("no card photo in this session: call add_card_photo first")
         if not self._good:
             raise FaceError("no usable live frame yet: keep calling add_frame until feedback.ready")
-        chosen = [self._good[i].aligned for i in spread_indices(len(self._good), self.frames_needed)]
+        chosen = [self._good[i].aligned for i in self.rule.choose(len(self._good))]
         embeddings = self.pipeline.embed_aligned(chosen)
         self._embeddings.append(embeddings)
-        score = FUSIONS[self.fusion](self._card_embedding, embeddings)
+        score = self.rule.score(self._card_embedding, embeddings)
         face_match = score > self.threshold
         liveness = self.liveness.result() if self.liveness is not None else None
         decision = FaceDecision(score=score, threshold=self.threshold,
                                 match=face_match and (liveness is None or liveness.live),
                                 frames_used=len(chosen), fusion=self.fusion,
                                 model=self.pipeline.embedding_entry.name, face_match=face_match,
-                                liveness=liveness)
+                                liveness=liveness, rule=self.rule.name)
         log.info("face decision: %s (score %.3f threshold %.3f, liveness %s, frames %d)",
                  decision.reason, decision.score, decision.threshold,
                  "off" if liveness is None else liveness.reason, decision.frames_used)

@@ -5,7 +5,16 @@ import math
 import numpy as np
 import pytest
 
-from provisioning.face_metrics import Scores, bootstrap, eer, summarise, tar_at_far, threshold_at_far
+from provisioning.face_metrics import (
+    Scores,
+    bootstrap,
+    clopper_pearson,
+    eer,
+    rates_at,
+    summarise,
+    tar_at_far,
+    threshold_at_far,
+)
 
 
 def test_threshold_at_far_counts_impostors_above():
@@ -87,3 +96,16 @@ def test_group_breakdown_counts_within_group_false_accepts():
     out = group_breakdown(scores, {"a": [0, 1], "b": [2]}, threshold=0.5)
     assert out["a"]["tar"] == 0.5 and out["a"]["within_group_impostors"] == 2
     assert out["a"]["within_group_false_accepts"] == 2 and out["b"]["within_group_impostors"] == 0
+
+
+def test_rates_at_a_fixed_threshold_with_exact_intervals_and_the_rule_of_three():
+    scores = Scores(np.array([0.9, 0.8, 0.3, -1e9]), np.array([0, 1, 2, 2]), np.full(3000, 0.1),
+                    np.array([(0, 1), (1, 2), (2, 0)] * 1000), 3)
+    r = rates_at(scores, 0.5, far_target=1e-4)
+    assert r["false_accepts"] == 0 and r["far_upper95_rule_of_three"] == pytest.approx(1e-3)
+    assert r["identity_pairs"] == 3 and r["far_upper95_rule_of_three_identity_pairs"] == pytest.approx(1.0)
+    assert not r["enough_impostors_for_target"]
+    assert r["false_rejects"] == 2 and r["failures_to_acquire_genuine"] == 1 and r["frr"] == pytest.approx(0.5)
+    lo, hi = clopper_pearson(1, 10302)
+    assert lo == pytest.approx(2.4576e-6, rel=1e-3) and hi == pytest.approx(5.4071e-4, rel=1e-3)  # scipy beta
+    assert clopper_pearson(0, 2550) == (0.0, pytest.approx(1.4456e-3, rel=1e-3))

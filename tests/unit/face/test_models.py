@@ -52,16 +52,16 @@ def test_unknown_role_is_refused(models_copy):
 def test_write_thresholds_keeps_comments_and_round_trips(models_copy):
     path = models_copy / "manifest.toml"
     before = path.read_text()
-    write_thresholds(path, "mobilefacenet", {"far_1e-4": 0.512345, "calibrated": "test run"})
+    write_thresholds(path, "mobilefacenet", {"mean_of_5_far_1e-4": 0.512345, "calibrated": "test run"})
     write_thresholds(path, "mobilefacenet", {"far_1e-3": 0.45})
     after = path.read_text()
     assert after.splitlines()[0] == before.splitlines()[0]  # header comment survives
     data = tomllib.loads(after)
     thresholds = data["models"]["mobilefacenet"]["thresholds"]
-    assert thresholds["far_1e-4"] == pytest.approx(0.512345)
+    assert thresholds["mean_of_5_far_1e-4"] == pytest.approx(0.512345)
     assert thresholds["far_1e-3"] == pytest.approx(0.45)
     assert data["models"]["antispoofing"]["thresholds"]["spoof_score"] == pytest.approx(0.2)
-    assert Manifest(models_copy).threshold("embedding", "far_1e-4") == pytest.approx(0.512345)
+    assert Manifest(models_copy).threshold("embedding", "mean_of_5_far_1e-4") == pytest.approx(0.512345)
 
 
 def test_uncalibrated_threshold_is_refused(models_copy):

@@ -25,7 +25,7 @@ def test_match_then_everything_is_zeroed(pipeline, astronaut, caplog):
         assert feedback[-1].ready and feedback[-1].good_frames == 6
         decision = session.decide()
         assert decision.match and decision.score > decision.threshold
-        assert decision.frames_used == 5 and decision.fusion == "mean"
+        assert decision.frames_used == 5 and decision.fusion == "mean" and decision.rule == "mean-of-5"
         assert card_view.any() and frame_views[-1].any() and not frame_views[0].any()
     assert not card.any() and not card_view.any()
     assert all(fb.face is not None and fb.face.landmarks5.shape == (5, 2) for fb in feedback)
@@ -39,9 +39,9 @@ def test_match_then_everything_is_zeroed(pipeline, astronaut, caplog):
 
 
 def test_other_person_does_not_match(pipeline, astronaut, cameraman):
-    with FaceSession(pipeline, frames_needed=3) as session:
+    with FaceSession(pipeline) as session:
         session.add_card_photo(cameraman)
-        for frame in camera_frames(astronaut, 3, seed=2):
+        for frame in camera_frames(astronaut, 5, seed=2):
             session.add_frame(frame)
         decision = session.decide()
     assert not decision.match
@@ -59,7 +59,7 @@ def test_decide_needs_card_and_frames(pipeline, astronaut):
 
 
 def test_best_of_fusion_is_selectable(pipeline, astronaut):
-    with FaceSession(pipeline, fusion="best", frames_needed=2) as session:
+    with FaceSession(pipeline, fusion="best", frames_needed=2, threshold=0.5) as session:
         session.add_card_photo(card_like(astronaut))
         for frame in camera_frames(astronaut, 2, seed=4):
             session.add_frame(frame)
@@ -78,3 +78,31 @@ def test_a_frame_stays_readable_until_the_next_one(pipeline, astronaut):
         session.add_frame(second)  # a camera reusing its buffer: the new content is not wiped
         assert second.any()
     assert not second.any()
+
+
+def test_the_session_uses_the_manifests_threshold_for_its_own_rule(pipeline):
+    from firmware.errors import ModelError
+    from firmware.face.models import rule_threshold_key
+
+    thresholds = pipeline.manifest.entry_for("embedding").thresholds
+    session = FaceSession(pipeline)
+    assert session.rule.threshold_key() == rule_threshold_key("mean", 5) == "mean_of_5_far_1e-4"
+    assert session.threshold == pytest.approx(thresholds["mean_of_5_far_1e-4"])
+    assert session.threshold != pytest.approx(thresholds["single_far_1e-4"])  # not the single-frame one
+    session.close()
+    with pytest.raises(ModelError, match="best_of_3_far_1e-4"):
+        FaceSession(pipeline, fusion="best", frames_needed=3)  # no threshold was calibrated for that rule
+
+
+def test_a_recalibrated_kiosk_threshold_reaches_the_session(tmp_path):
+    import shutil
+
+    from firmware.face.models import DEFAULT_MODELS_DIR, Manifest, write_thresholds
+    from firmware.face.pipeline import FacePipeline
+
+    for name in ("manifest.toml", "face_detection_short_range.tflite", "onet.tflite", "MobileFaceNet.tflite"):
+        shutil.copy(DEFAULT_MODELS_DIR / name, tmp_path / name)
+    write_thresholds(tmp_path / "manifest.toml", "mobilefacenet", {"mean_of_5_far_1e-4": 0.654321,
+                                                                   "single_far_1e-4": 0.111111})
+    with FaceSession(FacePipeline(Manifest(tmp_path))) as session:
+        assert session.threshold == pytest.approx(0.654321)

@@ -33,9 +33,9 @@ def test_add_model_then_calibrate(models_copy):
     assert pipeline.embedding_entry.name == "clinic"
     with pytest.raises(ModelError, match="no calibrated threshold"):
         manifest.threshold("embedding")
-    write_thresholds(manifest.path, "clinic", {"far_1e-4": 0.4, "calibrated": "test"})
+    write_thresholds(manifest.path, "clinic", {"mean_of_5_far_1e-4": 0.4, "calibrated": "test"})
     assert Manifest(models_copy).threshold("embedding") == pytest.approx(0.4)
-    assert Manifest(models_copy).entries["mobilefacenet"].thresholds["far_1e-4"] > 0.3  # old one untouched
+    assert Manifest(models_copy).entries["mobilefacenet"].thresholds["mean_of_5_far_1e-4"] > 0.3  # old one untouched
 
 
 def test_a_file_that_is_no_model_is_refused(models_copy, tmp_path):
@@ -56,7 +56,7 @@ def test_use_model_switches_only_to_a_calibrated_embedding_model(models_copy):
     assert isinstance(refused.exception, ModelError) and "calibrate" in str(refused.exception)
     wrong_role = runner.invoke(app, ["use-model", "onet", "--models-dir", str(models_copy)])
     assert isinstance(wrong_role.exception, ModelError)
-    write_thresholds(models_copy / "manifest.toml", "clinic", {"far_1e-4": 0.41, "calibrated": "test"})
+    write_thresholds(models_copy / "manifest.toml", "clinic", {"mean_of_5_far_1e-4": 0.41, "calibrated": "test"})
     ok = runner.invoke(app, ["use-model", "clinic", "--models-dir", str(models_copy)])
     assert ok.exit_code == 0, ok.output
     assert Manifest(models_copy).entry_for("embedding").name == "clinic"
