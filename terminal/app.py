@@ -230,7 +230,7 @@ class ReferenceTerminal:
             context = self.registry.context(cert_der)
             answer = ContextAnswer(request_id=request.id, session_id=request.session_id,
                                    registered=context.registered, previous_consent_at=context.previous_consent_at,
-                                   eligibility=context.eligibility)
+                                   previous_consent=context.previous_consent, eligibility=context.eligibility)
             self.view.contexts.append(answer)
             return "context", answer.to_json(), None
         ok, reason = self.registry.register(cert_der, now_utc())

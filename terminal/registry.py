@@ -10,6 +10,8 @@ registered, has no previous consent and is eligible (``valid``)::
     # subject_cn = "3XXXXXXXXXXXXXXXXXXXXXX" # the subject's CN (JPKI's serial-like CN)
     registered = false                     # default true
     previous_consent_at = 2025-03-01T10:00:00+09:00  # omit: no previous consent (a naive time is JST)
+    previous_consent = { PharmacistsInfo = 1, DiagnosisInfo = 0 }  # ORCA prefix → flag; omitted items
+                                           # are 0; no table at all with a time: every item 1 (包括同意)
     eligibility = "invalid"                # valid (default) | invalid | no_record, or instead
     # qualification_validity = 3           # the terminal's code: 1 有効, 2/3 無効, 4 該当資格なし, 5 → no answer
 
@@ -32,7 +34,7 @@ from cryptography.x509.oid import NameOID
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from firmware.card.certificate import AuthCertificate, CertificateError
-from firmware.link.schemas import Eligibility
+from firmware.link.schemas import CONSENT_ITEMS, ConsentFlag, Eligibility
 from hal.clock import JST
 
 #: Registration at the reader is refused when the certificate ends within this long.
@@ -50,6 +52,7 @@ class RegistryEntry(BaseModel):
     subject_cn: str | None = Field(None, min_length=1, max_length=128)
     registered: bool = True
     previous_consent_at: dt.datetime | None = None
+    previous_consent: dict[str, ConsentFlag] | None = None
     eligibility: Eligibility | None = Eligibility.VALID
     qualification_validity: int | None = Field(None, ge=1, le=5)
 
@@ -57,6 +60,16 @@ class RegistryEntry(BaseModel):
     @classmethod
     def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
         return value.replace(tzinfo=JST) if value is not None and value.tzinfo is None else value
+
+    @field_validator("previous_consent")
+    @classmethod
+    def _items(cls, value: dict | None) -> dict | None:
+        if value is not None:
+            unknown = sorted(set(value) - set(CONSENT_ITEMS))
+            if unknown:
+                raise ValueError(f"previous_consent: not ORCA consent items: {', '.join(unknown)}")
+            value = {item: value.get(item, ConsentFlag.NO) for item in CONSENT_ITEMS}
+        return value
 
     @model_validator(mode="after")
     def _one_key(self) -> RegistryEntry:
@@ -66,6 +79,10 @@ class RegistryEntry(BaseModel):
             self.sha256 = self.sha256.lower()
         if self.qualification_validity is not None:
             self.eligibility = Eligibility.from_qualification_validity(self.qualification_validity)
+        if self.previous_consent is not None and self.previous_consent_at is None:
+            raise ValueError("previous_consent needs previous_consent_at (when it was given)")
+        if self.previous_consent_at is not None and self.previous_consent is None:
+            self.previous_consent = dict.fromkeys(CONSENT_ITEMS, ConsentFlag.YES)
         return self
 
 
@@ -80,6 +97,7 @@ class Context:
     registered: bool | None
     previous_consent_at: dt.datetime | None
     eligibility: Eligibility | None
+    previous_consent: dict[str, ConsentFlag] | None = None
 
 
 def cert_sha256(cert_der: bytes) -> str:
@@ -129,7 +147,8 @@ class Registry:
             registered_now = sha in self._registered_now
         if entry is None:
             return Context(True, None, Eligibility.VALID)
-        return Context(entry.registered or registered_now, entry.previous_consent_at, entry.eligibility)
+        return Context(entry.registered or registered_now, entry.previous_consent_at, entry.eligibility,
+                       dict(entry.previous_consent) if entry.previous_consent else None)
 
     def eligibility(self, cert_der: bytes) -> Eligibility | None:
         return self.context(cert_der).eligibility

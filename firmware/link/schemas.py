@@ -124,6 +124,14 @@ class Eligibility(StrEnum):
         return {1: cls.VALID, 2: cls.INVALID, 3: cls.INVALID, 4: cls.NO_RECORD}.get(code)
 
 
+def _check_consent_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        unknown = [key for key in value if key not in CONSENT_ITEMS]
+        if unknown:
+            raise ValueError(f"keys must be ORCA consent items ({len(unknown)} unknown)")
+    return value
+
+
 class ResultMessage(_Message):
     """The outcome of one check-in, sent QoS 1 through the durable outbox.
 
@@ -147,6 +155,7 @@ class ResultMessage(_Message):
     prescription: Literal["electronic", "paper"] | None = None  # PrescriptionIssueSelect 1 / 2
     eligibility_only: bool = False  # grace period: no medical-information consent was asked
     registration: bool = False  # the holder registered for insurance use at this visit
+    consent_carried_over: bool = False  # 前回と同じ: the previous consent at this institution was repeated
     proxy: bool = False
     face_score: float | None = None
     face_threshold: float | None = None
@@ -166,11 +175,8 @@ class ResultMessage(_Message):
     @field_validator("consent", mode="before")
     @classmethod
     def _consent_items(cls, value: Any) -> Any:
-        if not isinstance(value, dict):
+        if not isinstance(_check_consent_keys(value), dict):
             return value
-        unknown = [key for key in value if key not in CONSENT_ITEMS]
-        if unknown:
-            raise ValueError(f"keys must be ORCA consent items ({len(unknown)} unknown)")
         return {key: ({"flag": int(item)} if isinstance(item, bool) else item) for key, item in value.items()}
 
 
@@ -223,6 +229,8 @@ class Challenge(BaseModel):
     def nonce(self) -> bytes:
         return base64.b64decode(self.nonce_b64)
 
+    nonce_bytes = nonce
+
 
 MAX_CHALLENGES_PER_OFFER = 8
 
@@ -259,15 +267,22 @@ class ContextAnswer(_Message):
     """Terminal → kiosk (topic ``context``): what the terminal knows of this certificate's holder.
 
     ``registered`` None = the terminal could not tell; ``previous_consent_at`` is when the holder last
-    consented at this institution (None = no previous consent); ``eligibility`` is a hint only (the
-    answer that counts comes with the result's ack).
+    consented at this institution (None = no previous consent) and ``previous_consent`` what they
+    answered then, per item (for 前回と同じ); ``eligibility`` is a hint only (the answer that counts
+    comes with the result's ack).
     """
 
     request_id: CorrelationId
     session_id: CorrelationId
     registered: bool | None = None
     previous_consent_at: datetime | None = None
+    previous_consent: dict[str, ConsentFlag] | None = Field(None, max_length=len(CONSENT_ITEMS))
     eligibility: Eligibility | None = None
+
+    @field_validator("previous_consent", mode="before")
+    @classmethod
+    def _consent_items(cls, value: Any) -> Any:
+        return _check_consent_keys(value)
 
 
 class RegistrationRequest(_Message):

@@ -91,7 +91,7 @@ def test_challenge_pool_fills_and_each_is_used_once(mosquitto, terminal, kiosk):
     assert wait_until(lambda: link.challenges_ready == link.pool_size, 10)  # refilled in the background
     again = [link.take_challenge() for _ in range(link.pool_size)]
     assert not {c.id for c in again} & {c.id for c in taken}
-    assert all(len(c.nonce) == 32 for c in taken + again)
+    assert all(len(c.nonce) == 32 and c.nonce_bytes == c.nonce for c in taken + again)
     with term.locked():
         assert term.view.challenges_issued >= 2 * link.pool_size
 
@@ -116,7 +116,8 @@ def test_context_answer_from_the_registry(mosquitto, terminal, kiosk, pki):
     listed, stranger = pki.holder(), pki.holder()
     consented = pki.now.replace(microsecond=0)
     registry = Registry([RegistryEntry(sha256=cert_sha256(listed.cert_der), registered=False,
-                                       previous_consent_at=consented, eligibility="invalid")])
+                                       previous_consent_at=consented, previous_consent={"PharmacistsInfo": 1},
+                                       eligibility="invalid")])
     terminal(registry=registry)
     link = kiosk(mosquitto.port)
     from firmware.card.jpki import TokenKind
@@ -128,6 +129,9 @@ def test_context_answer_from_the_registry(mosquitto, terminal, kiosk, pki):
     got = dict(answers.contexts)
     assert (got["session-1"].registered, got["session-1"].previous_consent_at, got["session-1"].eligibility) == (
         False, consented, Eligibility.INVALID)
+    previous = got["session-1"].previous_consent
+    assert previous["PharmacistsInfo"] == 1 and previous["TestInfo"] == 0
+    assert got["session-2"].previous_consent is None
     assert (got["session-2"].registered, got["session-2"].previous_consent_at, got["session-2"].eligibility) == (
         True, None, Eligibility.VALID)
     assert answers.threads == {"link-answers"}

@@ -57,7 +57,7 @@ def test_every_new_message_round_trips():
         ChallengeOffer(request_id="req-1", challenges=book.issue("s1", "r1", 3)),
         ContextRequest(session_id="0f0e-sess", cert_der_b64=CERT, token_kind="android"),
         ContextAnswer(request_id="a", session_id="b", registered=False, previous_consent_at=NOW,
-                      eligibility=Eligibility.NO_RECORD),
+                      previous_consent={"PharmacistsInfo": 1, "TestInfo": 0}, eligibility=Eligibility.NO_RECORD),
         RegistrationRequest(session_id="s", cert_der_b64=CERT),
         RegistrationAnswer(request_id="a", session_id="b", ok=False, reason="expires_soon"),
         AckMessage(id=result().id, verified=False, problems=["freshness unverified: x"], eligibility="invalid"),
@@ -113,6 +113,8 @@ def test_request_and_answer_limits():
         parse(ChallengeRequest, b'{"count": 100}')
     with pytest.raises(MessageError, match="session_id"):
         parse(ContextAnswer, b'{"request_id": "a", "session_id": "<script>"}')
+    with pytest.raises(MessageError, match="previous_consent"):
+        parse(ContextAnswer, b'{"request_id": "a", "session_id": "b", "previous_consent": {"Medication": 1}}')
     with pytest.raises(MessageError, match="reason"):
         parse(RegistrationAnswer, b'{"request_id": "a", "session_id": "b", "ok": false, "reason": "Free text!"}')
 
@@ -138,15 +140,21 @@ registered = false
 previous_consent_at = 2025-03-01T10:00:00
 eligibility = "invalid"
 
+previous_consent = {{ PharmacistsInfo = 1, DiagnosisInfo = 3 }}
+
 [[certificate]]
 subject_cn = "{cn}"
 qualification_validity = 4
+previous_consent_at = 2025-04-01T10:00:00+09:00
 ''')
     registry = Registry.load(path)
     context = registry.context(listed.cert_der)
     assert context.registered is False and context.eligibility is Eligibility.INVALID
     assert context.previous_consent_at == dt.datetime(2025, 3, 1, 1, 0, tzinfo=dt.UTC)  # naive = JST
+    assert context.previous_consent["PharmacistsInfo"] == 1 and context.previous_consent["DiagnosisInfo"] == 3
+    assert context.previous_consent["TestInfo"] == 0 and len(context.previous_consent) == len(CONSENT_ITEMS)
     assert registry.context(by_cn.cert_der).eligibility is Eligibility.NO_RECORD
+    assert set(registry.context(by_cn.cert_der).previous_consent.values()) == {1}  # a time alone: 包括同意
     unknown = registry.context(stranger.cert_der)
     assert (unknown.registered, unknown.previous_consent_at, unknown.eligibility) == (True, None, Eligibility.VALID)
     assert registry.context(b"not a certificate").registered is None
@@ -158,7 +166,10 @@ qualification_validity = 4
 
 
 @pytest.mark.parametrize("text", ['[[certificate]]\nregistered = false\n', '[[certificate]]\nsha256 = "00"\n',
-                                  'nonsense = 1\n', '[[certificate\n'])
+                                  'nonsense = 1\n', '[[certificate\n',
+                                  '[[certificate]]\nsubject_cn = "x"\nprevious_consent = { PharmacistsInfo = 1 }\n',
+                                  '[[certificate]]\nsubject_cn = "x"\nprevious_consent_at = 2025-01-01T00:00:00Z\n'
+                                  'previous_consent = { Medication = 1 }\n'])
 def test_registry_refuses_bad_files(tmp_path, text):
     path = tmp_path / "r.toml"
     path.write_text(text)
