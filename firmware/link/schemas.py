@@ -154,7 +154,7 @@ class ResultMessage(_Message):
     consent: dict[str, ConsentItem] = Field(default_factory=dict, max_length=len(CONSENT_ITEMS))
     prescription: Literal["electronic", "paper"] | None = None  # PrescriptionIssueSelect 1 / 2
     eligibility_only: bool = False  # grace period: no medical-information consent was asked
-    registration: bool = False  # the holder registered for insurance use at this visit
+    registration: bool | None = None  # registered for insurance use at this visit (False: asked, not done)
     consent_carried_over: bool = False  # 前回と同じ: the previous consent at this institution was repeated
     proxy: bool = False
     face_score: float | None = None
