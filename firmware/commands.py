@@ -16,6 +16,13 @@ from firmware.link.schemas import Command, CommandName
 
 LANGUAGES = ("ja", "en", "zh", "ko", "vi", "pt")
 ANSWER_WITHIN_S = 2.0
+#: Commands that only post a flow event (no token: they apply to whatever visit is on screen).
+#: The reply's detail says whether the flow took it (``accepted``); a flow in another state refuses quietly.
+POSTED_EVENTS = {
+    CommandName.VISUAL: "visual_requested",  # staff force a visual check (from choose_method, face, pin)
+    CommandName.VISUAL_OK: "visual_ok",
+    CommandName.VISUAL_NG: "visual_ng",
+}
 
 
 class CommandHandler:
@@ -29,14 +36,19 @@ class CommandHandler:
         except FutureTimeout:
             raise CommandRefused("the kiosk is busy; try again") from None
 
+    def _post(self, event: str) -> bool:
+        try:
+            return bool(self.runner.post(event, None).result(ANSWER_WITHIN_S))
+        except FutureTimeout:
+            raise CommandRefused("the kiosk is busy; try again") from None
+
     def __call__(self, command: Command) -> dict:
         if command.cmd == CommandName.PING:
             return {"state": self._on_flow(lambda flow: flow.state_id), "pending_results": self.pending_results()}
         if command.cmd == CommandName.CANCEL:
-            try:
-                return {"cancelled": self.runner.post("cancel").result(ANSWER_WITHIN_S)}
-            except FutureTimeout:
-                raise CommandRefused("the kiosk is busy; try again") from None
+            return {"cancelled": self._post("cancel")}
+        if command.cmd in POSTED_EVENTS:
+            return {"accepted": self._post(POSTED_EVENTS[command.cmd])}
         if command.cmd == CommandName.SET_LANGUAGE:
             language = command.args.get("language")
             if language not in LANGUAGES:

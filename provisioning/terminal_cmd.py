@@ -11,9 +11,11 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from firmware.card.cvc import CvcError, load_issuer_keys
 from firmware.config import Broker, load_config
 from firmware.link.schemas import CommandName
 from terminal.app import ReferenceTerminal
+from terminal.registry import Registry, RegistryError
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()
@@ -45,12 +47,23 @@ def listen(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON line {checkins, acknowledged, pending} at exit."),
     name: str = typer.Option("listen", help="Stable client-id part: the broker keeps this terminal's session "
                                             "(and results sent while it is away) under it."),
+    registry: Path | None = typer.Option(None, "--registry", exists=True, dir_okay=False,
+                                         help="Fixture registry (TOML or JSON; see terminal/registry.py): "
+                                              "registered?, previous consent, eligibility per certificate."),
+    issuer_keys: Path | None = typer.Option(None, "--issuer-keys", exists=True, file_okay=False,
+                                            help="Folder of trusted CVC issuer keys (<issuer reference>.pem); "
+                                                 "without it, face results carry an 'unverified issuer' problem."),
 ) -> None:
-    """Show every reader's status and results as they arrive, acknowledging each result."""
+    """Show every reader's status and results as they arrive, answering requests and acknowledging results."""
     broker, config_site = _broker(config, host, port, protocol)
     site = site or config_site or "+"
     printer = None if as_json else (lambda line: console.print(line, markup=False, highlight=False))
-    terminal = ReferenceTerminal(broker, site=site, printer=printer, name=name)
+    try:
+        fixture = Registry.load(registry) if registry else None
+        keys = load_issuer_keys(issuer_keys) if issuer_keys else None
+    except (RegistryError, CvcError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    terminal = ReferenceTerminal(broker, site=site, printer=printer, name=name, registry=fixture, issuer_keys=keys)
     terminal.start()
     if not terminal.wait_connected(10) and not as_json:
         console.print(f"waiting for the broker at {broker.host}:{broker.port} …")

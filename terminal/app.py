@@ -6,6 +6,12 @@ message is reported, never crashes it), and prints one line per result. Each res
 then acknowledged on the reader's ``ack`` topic — the kiosk deletes a result only then — and a
 resent duplicate is acknowledged again but recorded once.
 
+A listening terminal also answers the kiosks' requests: it issues single-use challenges, answers
+context and registration requests from its fixture registry (:mod:`terminal.registry`), and
+verifies each result's proof (:mod:`terminal.verify`); the ``ack`` carries the verification
+(``verified``, ``problems``) and the eligibility answer. A throwaway ``terminal send`` client
+answers no requests.
+
 The listening terminal keeps a persistent session (MQTT 5 session expiry, or a 3.1.1 session
 without clean start) under a stable client id, so results published while it is offline wait for
 it at the broker. Staff commands (start, cancel, visual_ok, …) go out with :meth:`send_command`.
@@ -13,10 +19,11 @@ it at the broker. Staff commands (start, cancel, visual_ok, …) go out with :me
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
@@ -26,23 +33,37 @@ from paho.mqtt.properties import Properties
 from firmware.card.certificate import AuthCertificate, CertificateError
 from firmware.config import Broker
 from firmware.errors import MessageError
-from firmware.link.limits import MAX_RESULT_BYTES, MAX_SMALL_BYTES
+from firmware.link.limits import MAX_REQUEST_BYTES, MAX_RESULT_BYTES, MAX_SMALL_BYTES
 from firmware.link.schemas import (
     TOPIC_ROOT,
     AckMessage,
+    ChallengeOffer,
+    ChallengeRequest,
     Command,
     CommandName,
+    ContextAnswer,
+    ContextRequest,
     EventMessage,
+    RegistrationAnswer,
+    RegistrationRequest,
     Reply,
     ResultMessage,
     StatusMessage,
+    now_utc,
     parse,
     topic,
 )
+from terminal.registry import Registry
+from terminal.verify import ChallengeBook, Verification, verify_result
 
 log = logging.getLogger(__name__)
 
 _MODELS = {"status": StatusMessage, "event": EventMessage, "result": ResultMessage, "reply": Reply}
+#: What a listening terminal answers: request topic → its model (the answer goes to the same reader).
+_REQUESTS = {"challenge_request": ChallengeRequest, "context_request": ContextRequest,
+             "registration_request": RegistrationRequest}
+_LIMITS = {"result": MAX_RESULT_BYTES, "context_request": MAX_REQUEST_BYTES,
+           "registration_request": MAX_REQUEST_BYTES}
 
 
 @dataclass
@@ -56,12 +77,23 @@ class TerminalView:
     errors: list[str] = field(default_factory=list)
     acknowledged: set[str] = field(default_factory=set)  # result ids we have acked at least once
     problems: dict[str, list[str]] = field(default_factory=dict)  # site/reader → its problem lines
+    verifications: dict[str, Verification] = field(default_factory=dict)  # result id → its proof's check
+    answers: dict[str, AckMessage] = field(default_factory=dict)  # result id → the ack we send for it
+    challenges_issued: int = 0
+    contexts: list[ContextAnswer] = field(default_factory=list)
+    registrations: list[RegistrationAnswer] = field(default_factory=list)
+
+
+def describe_answer(ack: AckMessage) -> str:
+    """`` verified=yes eligibility=valid`` and the problems, for the line of a result."""
+    verified = {True: "yes", False: "NO", None: "-"}[ack.verified]
+    eligibility = ack.eligibility.value if ack.eligibility else "-"
+    problems = f" problems: {'; '.join(ack.problems)}" if ack.problems else ""
+    return f" verified={verified} eligibility={eligibility}{problems}"
 
 
 def describe_result(result: ResultMessage) -> str:
     """One human line for a result (certificate subject, status, method) — no personal data."""
-    import base64
-
     try:
         subject = AuthCertificate(base64.b64decode(result.cert_der_b64)).subject
     except CertificateError:
@@ -84,11 +116,16 @@ class ReferenceTerminal:
     """
 
     def __init__(self, broker: Broker, site: str = "+", printer: Callable[[str], None] | None = None,
-                 name: str | None = "listen"):
+                 name: str | None = "listen", *, registry: Registry | None = None,
+                 issuer_keys: Mapping | None = None, challenge_ttl_s: float = 300.0):
         self.broker = broker
         self.site = site
         self.view = TerminalView()
         self.printer = printer
+        self.registry = registry or Registry()
+        self.issuer_keys = issuer_keys
+        self.challenges = ChallengeBook(challenge_ttl_s)
+        self.serves_requests = name is not None  # a throwaway sender must not answer (nor issue) anything
         self._seen_ids: set[str] = set()
         self._changed = threading.Condition()
         self._v5 = broker.protocol == "5"
@@ -143,49 +180,86 @@ class ReferenceTerminal:
         if reason_code.is_failure:
             log.warning("broker refused the terminal: %s", reason_code)
             return
-        for leaf in _MODELS:
+        for leaf in list(_MODELS) + (list(_REQUESTS) if self.serves_requests else []):
             client.subscribe(f"{TOPIC_ROOT}/{self.site}/+/{leaf}", qos=1)
         self._connected.set()
 
     def _on_message(self, client, userdata, message) -> None:
-        """paho's thread: limits, parse, record, ack. No lock of ours is held across the ack publish."""
+        """paho's thread: limits, parse, record, answer. No lock of ours is held across a publish."""
         parts = message.topic.split("/")
         leaf = parts[-1]
-        model = _MODELS.get(leaf)
+        model = _MODELS.get(leaf) or (_REQUESTS.get(leaf) if self.serves_requests else None)
         if model is None or len(parts) != 5:
             return
         site, reader = parts[2][:64], parts[3][:64]
         try:
-            parsed = parse(model, message.payload, MAX_RESULT_BYTES if leaf == "result" else MAX_SMALL_BYTES)
+            parsed = parse(model, message.payload, _LIMITS.get(leaf, MAX_SMALL_BYTES))
         except MessageError as exc:
             parsed, error = None, exc
+        outgoing: list[tuple[str, bytes]] = []
         with self._changed:  # the view changes under this lock only; paho is called after it
             if parsed is None:
                 self.view.errors.append(f"{site}/{reader}/{leaf}: {error}")
                 line = f"[{site}/{reader}] rejected a malformed {leaf}: {error}"
                 ack = None
+            elif leaf in _REQUESTS:
+                ack = None
+                leaf_out, payload, line = self._answer_request(site, reader, parsed)
+                outgoing.append((leaf_out, payload))
             else:
                 ack, line = self._record(site, reader, parsed)
             self._changed.notify_all()
         if line:
             self._say(line)
+        for leaf_out, payload in outgoing:
+            self._client.publish(topic(site, reader, leaf_out), payload, qos=1)
         if ack is not None:
-            self._client.publish(topic(site, reader, "ack"), AckMessage(id=ack).to_json(), qos=1)
+            self._client.publish(topic(site, reader, "ack"), ack.to_json(), qos=1)
             with self._changed:
-                self.view.acknowledged.add(ack)
+                self.view.acknowledged.add(ack.id)
                 self._changed.notify_all()
 
-    def _record(self, site: str, reader: str, parsed) -> tuple[str | None, str | None]:
-        """Keep what arrived (under ``_changed``): the result id to acknowledge, and a line to print."""
+    def _answer_request(self, site: str, reader: str, request) -> tuple[str, bytes, str | None]:
+        """A challenge offer, context or registration answer (under ``_changed``): (leaf, payload, line)."""
+        if isinstance(request, ChallengeRequest):
+            challenges = self.challenges.issue(site, reader, request.count)
+            self.view.challenges_issued += len(challenges)
+            return "challenge", ChallengeOffer(request_id=request.id, challenges=challenges).to_json(), None
+        cert_der = base64.b64decode(request.cert_der_b64)
+        if isinstance(request, ContextRequest):
+            context = self.registry.context(cert_der)
+            answer = ContextAnswer(request_id=request.id, session_id=request.session_id,
+                                   registered=context.registered, previous_consent_at=context.previous_consent_at,
+                                   previous_consent=context.previous_consent, eligibility=context.eligibility)
+            self.view.contexts.append(answer)
+            return "context", answer.to_json(), None
+        ok, reason = self.registry.register(cert_der, now_utc())
+        answer = RegistrationAnswer(request_id=request.id, session_id=request.session_id, ok=ok, reason=reason)
+        self.view.registrations.append(answer)
+        line = f"[{site}/{reader}] insurance-use registration: {'done' if ok else 'refused'}"
+        return "registration", answer.to_json(), line + (f" ({reason})" if reason else "")
+
+    def _record(self, site: str, reader: str, parsed) -> tuple[AckMessage | None, str | None]:
+        """Keep what arrived (under ``_changed``): the ack to send, and a line to print."""
         if isinstance(parsed, ResultMessage):
             if (parsed.site, parsed.reader) != (site, reader):
                 self.view.errors.append(f"{site}/{reader}/result: names another reader")
                 return None, f"[{site}/{reader}] rejected a result that names another reader"
             if parsed.id in self._seen_ids:  # a resend: handled already, but acknowledged again
-                return parsed.id, None
+                return self.view.answers[parsed.id], None
             self._seen_ids.add(parsed.id)
+            try:
+                verification = verify_result(parsed, self.challenges, self.issuer_keys)
+            except Exception:  # never on paho's thread: the result is still stored and acknowledged
+                log.exception("verifying result %s failed", parsed.id)
+                verification = Verification(False, False, ("the terminal could not check the proof",))
+            eligibility = self.registry.eligibility(base64.b64decode(parsed.cert_der_b64))
+            ack = AckMessage(id=parsed.id, verified=verification.verified, problems=list(verification.problems),
+                             eligibility=eligibility)
             self.view.results.append(parsed)
-            return parsed.id, describe_result(parsed)
+            self.view.verifications[parsed.id] = verification
+            self.view.answers[parsed.id] = ack
+            return ack, describe_result(parsed) + describe_answer(ack)
         line = None
         if isinstance(parsed, StatusMessage):
             key = f"{site}/{reader}"

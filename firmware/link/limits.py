@@ -14,7 +14,9 @@ from firmware.errors import MessageError
 MAX_COMMAND_BYTES = 4 * 1024
 #: A result carries a certificate (~2 KB DER), a signature and a genuineness proof, base64.
 MAX_RESULT_BYTES = 64 * 1024
-#: Status, event, ack and reply messages are small.
+#: Context and registration requests carry the certificate (~2 KB DER), base64.
+MAX_REQUEST_BYTES = 24 * 1024
+#: Status, event, ack, reply, challenge, context and registration answers are small.
 MAX_SMALL_BYTES = 8 * 1024
 #: The deepest our own contracts go is 3 (object → consent/detail/args → value).
 MAX_JSON_DEPTH = 8

@@ -11,6 +11,16 @@ Threads (docs/design.md, "Runtime"):
   publishes status and events, and notices another kiosk on our reader id.
 - ``link-commands`` checks, parses and runs the terminal's commands and publishes the replies, so a
   slow command never delays delivery and a hostile one never reaches paho's thread.
+- ``link-answers`` parses the terminal's answers (challenge offers, context and registration
+  answers) and calls ``on_context`` / ``on_registration`` / ``on_answer`` (the last for each result's
+  first ack, handed over by the sender). Callbacks run there, with no lock of ours held.
+
+Challenges: the kiosk keeps a small pool of the terminal's single-use challenges so that a tap
+never waits for a round trip. ``take_challenge`` pops one (never the same twice, never one past its
+expiry) and the sender asks the terminal for more (``challenge_request``) whenever the pool is short,
+after every (re)connect and every few seconds while it stays short. Expiry is measured on our
+monotonic clock from the offer's own ``ts`` → ``expires`` span, so a kiosk clock that is off does not
+keep stale challenges.
 
 paho stays inside this package (nothing above sees its return codes). A broker that is down at
 start or restarts later only delays delivery; results wait in the outbox (or, while the outbox
@@ -19,6 +29,7 @@ cannot be written, in memory, with a blocking problem reported) and go out on re
 
 from __future__ import annotations
 
+import base64
 import logging
 import queue
 import secrets
@@ -38,8 +49,15 @@ from firmware.link.limits import MAX_COMMAND_BYTES, MAX_SMALL_BYTES
 from firmware.link.outbox import Outbox
 from firmware.link.schemas import (
     AckMessage,
+    Challenge,
+    ChallengeOffer,
+    ChallengeRequest,
     Command,
+    ContextAnswer,
+    ContextRequest,
     EventMessage,
+    RegistrationAnswer,
+    RegistrationRequest,
     Reply,
     ResultMessage,
     StatusMessage,
@@ -54,6 +72,14 @@ log = logging.getLogger(__name__)
 CommandHandler = Callable[[Command], dict[str, Any] | None]
 #: ``report(key, text, blocking)`` sets a staff-visible problem; ``text=None`` clears it.
 Reporter = Callable[[str, str | None, bool], None]
+#: ``on_context(session_id, answer)``, ``on_registration(session_id, answer)``, ``on_answer(result_id, ack)``.
+ContextCallback = Callable[[str, ContextAnswer], None]
+RegistrationCallback = Callable[[str, RegistrationAnswer], None]
+AnswerCallback = Callable[[str, AckMessage], None]
+
+#: Topics the kiosk reads: the terminal's commands, acks, answers and (for duplicate ids) status.
+_SUBSCRIBED = ("cmd", "ack", "status", "challenge", "context", "registration")
+_ANSWER_LEAVES = ("challenge", "context", "registration")
 
 #: PUBACK reason codes that will not change on a resend: the result is parked, not retried.
 _PERMANENT_REFUSALS = {0x80, 0x83, 0x87, 0x90, 0x93, 0x95, 0x99}
@@ -70,14 +96,31 @@ class KioskLink:
     write_retry_min_s = 1.0
     #: Commands waiting beyond this many are dropped (a flood must not grow memory).
     max_queued_commands = 32
+    #: Terminal answers waiting beyond this many are dropped (likewise).
+    max_queued_answers = 64
+    #: Challenges kept ready; the pool is refilled whenever it is shorter.
+    pool_size = 4
+    #: A challenge counts as expired this long before the terminal's expiry (at most a quarter of its life).
+    challenge_margin_s = 10.0
+    #: While the pool stays short, ask again this often (an offer may be lost; expired ones are pruned).
+    pool_check_s = 5.0
+    #: A context or registration request not sent within this long (broker away) is dropped.
+    request_ttl_s = 30.0
+    #: Context/registration requests awaiting an answer beyond this many: the oldest is forgotten.
+    max_pending_requests = 32
 
     def __init__(self, site: str, reader: str, broker: Broker, outbox: Outbox,
                  on_command: CommandHandler | None = None, software: str = "", *,
-                 report: Reporter | None = None):
+                 report: Reporter | None = None, on_context: ContextCallback | None = None,
+                 on_registration: RegistrationCallback | None = None, on_answer: AnswerCallback | None = None):
         self.site, self.reader, self.broker, self.outbox = site, reader, broker, outbox
         self.on_command = on_command
         self.software = software
         self.report = report or (lambda key, text, blocking: None)
+        # Called on the link-answers thread (set here or later as attributes):
+        self.on_context = on_context
+        self.on_registration = on_registration
+        self.on_answer = on_answer
         #: Random per process: the client id and the status messages carry it (duplicate reader ids).
         self.instance = secrets.token_hex(4)
         self._work: queue.Queue = queue.Queue()
@@ -90,6 +133,17 @@ class KioskLink:
         self._acked_recent: deque[str] = deque(maxlen=10_000)
         self._acked_lock = threading.Lock()  # guards _acked_recent only; never held across a paho call
         self.dropped_commands = 0
+        self.dropped_answers = 0
+        self._answers: queue.Queue = queue.Queue()  # bounded by max_queued_answers at paho's side
+        # The challenge pool (take_challenge from any thread; offers on link-answers; asks on the sender):
+        self._pool_lock = threading.Lock()  # never held across a paho call or a callback
+        self._pool: deque[tuple[Challenge, float]] = deque()  # (challenge, monotonic deadline)
+        self._seen_challenges: set[str] = set()  # every id ever pooled: none is handed out twice
+        self._seen_order: deque[str] = deque()
+        self._asked: dict[str, float] = {}  # challenge request id → when asked (monotonic)
+        # Context/registration requests awaiting an answer: request id → (leaf, session id, when).
+        self._requests_lock = threading.Lock()
+        self._requests: dict[str, tuple[str, str, float]] = {}
         # Owned by the sender thread only:
         self._results: dict[str, tuple[str, bytes]] = {}  # outstanding id → (topic, payload)
         self._unwritten: set[str] = set()  # ids not yet in the outbox (write failed)
@@ -101,6 +155,8 @@ class KioskLink:
         self._problems: list[str] = []
         self._duplicate_of: str | None = None
         self._subscribe_mid: int | None = None
+        self._held: list[tuple[str, bytes, float]] = []  # requests waiting for the broker: (topic, payload, when)
+        self._pool_check_at: float | None = None
         self._threads: list[Supervised] = []
 
         self._v5 = broker.protocol == "5"
@@ -165,7 +221,8 @@ class KioskLink:
             self._due[row.id] = 0.0
         with self._flushed:
             self._outstanding += len(pending)
-        for name, loop in (("link-sender", self._sender_loop), ("link-commands", self._command_loop)):
+        for name, loop in (("link-sender", self._sender_loop), ("link-commands", self._command_loop),
+                           ("link-answers", self._answer_loop)):
             thread = Supervised(name, lambda _stopping, loop=loop: loop(), report=self._thread_died,
                                 max_backoff_s=10.0)
             thread.start()
@@ -189,6 +246,7 @@ class KioskLink:
             thread.stopping.set()
         self._work.put(_STOP)
         self._commands.put(None)
+        self._answers.put(None)
         for thread in self._threads:
             thread.stop(timeout_s=10)
         self._threads.clear()
@@ -227,6 +285,56 @@ class KioskLink:
         """The retained status, now with these staff-visible problem lines."""
         self._work.put(("problems", list(problems)[:20]))
 
+    def take_challenge(self) -> Challenge | None:
+        """A single-use challenge from the pool, or None if it is empty (the result then says ``fresh: false``).
+
+        Never blocks; never returns a challenge twice or one past its expiry. Asks for a refill.
+        """
+        now = time.monotonic()
+        taken = None
+        with self._pool_lock:
+            while self._pool:
+                challenge, deadline = self._pool.popleft()
+                if deadline > now:
+                    taken = challenge
+                    break
+        self._work.put(("refill",))
+        return taken
+
+    @property
+    def challenges_ready(self) -> int:
+        """Unexpired challenges in the pool."""
+        now = time.monotonic()
+        with self._pool_lock:
+            return sum(1 for _, deadline in self._pool if deadline > now)
+
+    def request_context(self, session_id: str, cert_der: bytes, token_kind) -> str:
+        """Ask the terminal what it knows of this certificate; ``on_context(session_id, answer)`` follows.
+
+        Never blocks. Returns the request id. No answer comes if the terminal is away (the flow's
+        own timeout decides); a request that could not be sent within ``request_ttl_s`` is dropped.
+        """
+        kind = str(getattr(token_kind, "value", token_kind))
+        request = ContextRequest(session_id=session_id, cert_der_b64=base64.b64encode(bytes(cert_der)).decode(),
+                                 token_kind=kind)
+        return self._request("context", request.id, session_id, request.to_json())
+
+    def request_registration(self, session_id: str, cert_der: bytes) -> str:
+        """Ask the terminal to register this certificate for insurance use; ``on_registration`` follows."""
+        request = RegistrationRequest(session_id=session_id, cert_der_b64=base64.b64encode(bytes(cert_der)).decode())
+        return self._request("registration", request.id, session_id, request.to_json())
+
+    def _request(self, leaf: str, request_id: str, session_id: str, payload: bytes) -> str:
+        now = time.monotonic()
+        with self._requests_lock:
+            for stale in [rid for rid, (_, _, at) in self._requests.items() if now - at > 4 * self.request_ttl_s]:
+                del self._requests[stale]
+            while len(self._requests) >= self.max_pending_requests:
+                del self._requests[next(iter(self._requests))]
+            self._requests[request_id] = (leaf, session_id, now)
+        self._work.put(("request", self.topic(f"{leaf}_request"), payload, now))
+        return request_id
+
     # ------------------------------------------------------------------ paho callbacks (network thread)
     # Each only queues: paho holds its own locks while it calls these.
 
@@ -253,6 +361,11 @@ class KioskLink:
                 self.dropped_commands += 1
         elif leaf in ("ack", "status") and len(payload) <= MAX_SMALL_BYTES:
             self._work.put((leaf, payload, bool(message.retain)))
+        elif leaf in _ANSWER_LEAVES and len(payload) <= MAX_SMALL_BYTES and not message.retain:
+            if self._answers.qsize() >= self.max_queued_answers:
+                self.dropped_answers += 1
+            else:
+                self._answers.put((leaf, payload, time.monotonic()))
 
     # ------------------------------------------------------------------ threads
 
@@ -278,6 +391,8 @@ class KioskLink:
                     log.exception("link sender: %s failed", item[0])
             self._retry_writes()
             self._send_due()
+            if self._pool_check_at is not None and time.monotonic() >= self._pool_check_at:
+                self._refill()
 
     def _drain_before_stop(self) -> None:
         """Store every result still queued (no sending: we are going away)."""
@@ -296,6 +411,8 @@ class KioskLink:
             moments.append(self._write_retry_at)
         if self.connected and self._due:
             moments.append(min(self._due.values()))
+        if self.connected and self._pool_check_at is not None:
+            moments.append(self._pool_check_at)
         if not moments:
             return None
         return max(0.0, min(moments) - time.monotonic())
@@ -323,6 +440,41 @@ class KioskLink:
         elif kind == "event":
             if self.connected:
                 self._client.publish(self.topic("event"), item[1], qos=0)
+        elif kind == "request":
+            self._send_request(item[1], item[2], item[3])
+        elif kind == "refill":
+            self._refill()
+
+    # -- requests and the challenge pool (sender thread)
+
+    def _send_request(self, topic_name: str, payload: bytes, created: float) -> None:
+        if time.monotonic() - created > self.request_ttl_s:
+            log.info("a request to the terminal was dropped: not sent within %.0f s", self.request_ttl_s)
+            return
+        if self.connected:
+            info = self._client.publish(topic_name, payload, qos=1)
+            if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                return
+        self._held = self._held[-15:] + [(topic_name, payload, created)]
+
+    def _refill(self) -> None:
+        """Ask for challenges if the pool is short and no recent ask is outstanding; reschedule the check."""
+        now = time.monotonic()
+        if not self.connected:
+            self._pool_check_at = None  # the next subscription refills
+            return
+        with self._pool_lock:
+            self._pool = deque((c, d) for c, d in self._pool if d > now)
+            short = self.pool_size - len(self._pool)
+            for old in [rid for rid, at in self._asked.items() if now - at > self.pool_check_s]:
+                del self._asked[old]
+            ask = short > 0 and not self._asked
+            if ask:
+                request = ChallengeRequest(count=min(short, 8))
+                self._asked[request.id] = now
+        self._pool_check_at = now + self.pool_check_s
+        if ask:
+            self._client.publish(self.topic("challenge_request"), request.to_json(), qos=1)
 
     # -- results
 
@@ -414,7 +566,9 @@ class KioskLink:
         with self._acked_lock:
             self._acked_recent.append(ack.id)
         self._forget(ack.id)
-        log.info("result %s acknowledged by the terminal", ack.id)
+        log.info("result %s acknowledged by the terminal (verified=%s, eligibility=%s)", ack.id, ack.verified,
+                 ack.eligibility.value if ack.eligibility else None)
+        self._answers.put(("answer", ack, 0.0))  # on_answer runs on link-answers, not here
 
     def _forget(self, message_id: str) -> None:
         self._results.pop(message_id, None)
@@ -444,7 +598,7 @@ class KioskLink:
         self.report("broker", None, False)
         # "Connected" only once the broker confirms our subscriptions: before that, a command or an
         # ack sent to us would be dropped, and our own status must not be missed for duplicate ids.
-        result, self._subscribe_mid = self._client.subscribe([(self.topic(leaf), 1) for leaf in ("cmd", "ack", "status")])
+        result, self._subscribe_mid = self._client.subscribe([(self.topic(leaf), 1) for leaf in _SUBSCRIBED])
         if result != mqtt.MQTT_ERR_SUCCESS:
             log.warning("could not subscribe: %s", mqtt.error_string(result))
 
@@ -457,6 +611,12 @@ class KioskLink:
         for message_id in self._results:  # everything unacknowledged goes again, backoff from the start
             self._due[message_id] = 0.0
             self._backoff.pop(message_id, None)
+        held, self._held = self._held, []
+        for topic_name, payload, created in held:
+            self._send_request(topic_name, payload, created)
+        with self._pool_lock:
+            self._asked.clear()  # an ask sent before the break may be lost
+        self._refill()
 
     def _disconnected(self, reason: str, code: int) -> None:
         if self._connected.is_set() and not self._stopping:
@@ -486,6 +646,70 @@ class KioskLink:
             self._duplicate_of = None
             self.report("reader-id", None, False)
             self._publish_status()  # its offline status replaced ours as the retained one
+
+    # -- answers (link-answers thread)
+
+    def _answer_loop(self) -> None:
+        while True:
+            item = self._answers.get()
+            if item is None:
+                return
+            kind, payload, received = item
+            try:
+                if kind == "answer":
+                    self._deliver(self.on_answer, payload.id, payload)
+                elif kind == "challenge":
+                    self._offer(payload, received)
+                else:
+                    self._answered(kind, payload)
+            except Exception:
+                log.exception("a terminal answer (%s) could not be handled", kind)
+
+    def _offer(self, payload: bytes, received: float) -> None:
+        try:
+            offer = parse(ChallengeOffer, payload)
+        except MessageError as exc:
+            log.warning("bad challenge offer: %s", exc)
+            return
+        added = 0
+        with self._pool_lock:
+            if self._asked.pop(offer.request_id, None) is None:
+                return  # not an answer to our latest ask (an old one, or someone else's)
+            for challenge in offer.challenges:
+                life = (challenge.expires - offer.ts).total_seconds()
+                deadline = received + life - min(self.challenge_margin_s, life / 4)
+                if challenge.id in self._seen_challenges or life <= 0 or len(self._pool) >= self.pool_size:
+                    continue
+                self._seen_challenges.add(challenge.id)
+                self._seen_order.append(challenge.id)
+                if len(self._seen_order) > 10_000:
+                    self._seen_challenges.discard(self._seen_order.popleft())
+                self._pool.append((challenge, deadline))
+                added += 1
+        log.debug("%d challenges added to the pool", added)
+
+    def _answered(self, leaf: str, payload: bytes) -> None:
+        model = ContextAnswer if leaf == "context" else RegistrationAnswer
+        try:
+            answer = parse(model, payload)
+        except MessageError as exc:
+            log.warning("bad %s answer: %s", leaf, exc)
+            return
+        with self._requests_lock:
+            pending = self._requests.get(answer.request_id)
+            if pending is None or pending[:2] != (leaf, answer.session_id):
+                return  # not ours, answered already, or forgotten
+            del self._requests[answer.request_id]
+        self._deliver(self.on_context if leaf == "context" else self.on_registration, answer.session_id, answer)
+
+    @staticmethod
+    def _deliver(callback, key: str, answer) -> None:
+        if callback is None:
+            return
+        try:
+            callback(key, answer)
+        except Exception:
+            log.exception("the %s callback failed", type(answer).__name__)
 
     # -- commands
 

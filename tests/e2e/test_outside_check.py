@@ -85,7 +85,7 @@ def test_demo_with_a_production_config_leaves_its_data_and_ids_alone(mosquitto, 
                                      "--screenshots", str(tmp_path / "s"), cwd=tmp_path))
     assert code == 0, err[-3000:]
     assert "clinic-7" not in err and "front-desk" not in err
-    assert "terminal: [demo-clinic/demo-reader] none card" in err
+    assert "terminal: [demo-clinic/demo-reader] pin card cert=valid" in err  # the demo patient uses the PIN
     assert (data / "outbox.sqlite3").read_bytes() == before
     again = Outbox(data / "outbox.sqlite3")
     assert [p.id for p in again.pending()] == [pending.id]

@@ -24,7 +24,8 @@ def test_topics():
 
 
 def test_result_round_trip():
-    message = result(consent={"medication": True}, face_score=0.61, face_threshold=0.41)
+    message = result(consent={"PharmacistsInfo": {"flag": 1, "time": "2025-02-01T01:02:03Z"}}, face_score=0.61,
+                     face_threshold=0.41)
     again = parse(ResultMessage, message.to_json())
     assert again == message and again.v == 1
 
