@@ -367,5 +367,4 @@ def build_result(config: Config, session: CheckInSession) -> ResultMessage:
         fields |= dict(nonce_b64=_b64(proof.nonce), challenge_id=proof.challenge_id, fresh=proof.fresh,
                        signature_b64=_b64(proof.signature), genuineness_b64=_b64(proof.genuineness),
                        cvc_b64=_b64(proof.cvc))
-    known = ResultMessage.model_fields
-    return ResultMessage(**{key: value for key, value in fields.items() if key in known})
+    return ResultMessage(**fields)

@@ -84,6 +84,10 @@ def register(app: typer.Typer) -> None:
             profiles = sorted({BY_NAME[name].profile for name in scenario}) or None
             catalogue = demo_catalogue(cards_dir, profiles)
             cfg = demo_config(cfg, catalogue)
+            if demo_env is not None:  # the demo terminal checks the cards' genuineness against the same issuer
+                from firmware.card.cvc import load_issuer_keys
+
+                demo_env.terminal.issuer_keys = load_issuer_keys(cfg.card.issuer_keys_dir)
             card = catalogue[next(iter(catalogue))].directory
         elif cards_dir is not None:
             card = demo_card_profile(cards_dir)

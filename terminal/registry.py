@@ -128,6 +128,15 @@ class Registry:
         except (OSError, ValueError, ValidationError) as exc:  # tomllib/json errors are ValueErrors
             raise RegistryError(f"registry {path}: {exc}") from exc
 
+    def put(self, entry: RegistryEntry) -> None:
+        """Add or replace one entry (demos and tests set up a card's history this way)."""
+        with self._lock:
+            if entry.sha256:
+                self._by_sha[entry.sha256] = entry
+                self._registered_now.discard(entry.sha256)
+            if entry.subject_cn:
+                self._by_cn[entry.subject_cn] = entry
+
     def _entry(self, certificate: AuthCertificate, sha: str) -> RegistryEntry | None:
         entry = self._by_sha.get(sha)
         if entry is None:

@@ -94,6 +94,15 @@ SCENARIOS: tuple[Scenario, ...] = (
 BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
 
 
+def _kinds() -> dict[str, str]:
+    from hal.sim.card.catalogue import CATALOGUE
+
+    return {name: entry.kind for name, entry in CATALOGUE.items()}
+
+
+CATALOGUE_KIND = _kinds()
+
+
 class SimHand:
     """The patient's hand at the in-process simulated reader."""
 
@@ -107,9 +116,24 @@ class SimHand:
         self.reader.remove()
 
 
+def registry_entry(profile_dir: Path, history: dict):
+    """What the terminal's registry knows of this card for the scenario (default: registered, eligible)."""
+    import datetime as dt
+
+    from terminal.registry import RegistryEntry, cert_sha256
+
+    der = (Path(profile_dir) / "ef" / "D392F000260100000001" / "000A.bin").read_bytes()
+    fields = dict(history)
+    if "previous_consent" in fields:
+        fields.setdefault("previous_consent_at", dt.datetime.now(dt.UTC) - dt.timedelta(days=30))
+    return RegistryEntry(sha256=cert_sha256(der), **fields)
+
+
 def person_for(scenario: Scenario, profile_dir: Path):
     from hal.sim.face_scene import Person
 
+    if scenario.person == "nobody" or CATALOGUE_KIND.get(scenario.profile) in ("android", "iphone"):
+        return None  # a phone's holder proves themselves on the phone
     holder = Person.holder(profile_dir)
     return {"holder": holder, "other": Person.other(12345), "print": Person.printed_photo(holder),
             "replay": Person.replayed_screen(holder), "nobody": None}[scenario.person]
@@ -163,8 +187,8 @@ def play(scenario: Scenario, kiosk, terminal, catalogue: dict, *, hand=None, win
         kiosk.face_camera.leave()
     else:
         kiosk.face_camera.present(person)
-    if scenario.registry and hasattr(terminal, "registry"):
-        terminal.registry.put_profile(info, **scenario.registry)
+    if hasattr(terminal, "registry"):
+        terminal.registry.put(registry_entry(info.directory, scenario.registry))
     saved_timeouts = kiosk.flow.timeouts
     if scenario.timeouts:
         quicker = saved_timeouts.model_copy(update=scenario.timeouts)
@@ -195,7 +219,10 @@ def play(scenario: Scenario, kiosk, terminal, catalogue: dict, *, hand=None, win
         line = {"scenario": scenario.name, "final": final, "method": session.method if final == "done" else None,
                 "result_id": None, "terminal_received": False, "consent": None}
         if final == "done":
-            new = [rid for rid in kiosk.services.result_ids if rid not in results_before]
+            def new_results():  # the state is "done" a moment before its result is handed to the link
+                return [rid for rid in kiosk.services.result_ids if rid not in results_before]
+            _wait(new_results, 10)
+            new = new_results()
             line["result_id"] = new[-1] if new else None
             line["consent"] = dict(session.consent)
             line["proxy"] = session.proxy
