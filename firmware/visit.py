@@ -23,7 +23,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from firmware.bus import Listeners
@@ -114,11 +114,17 @@ class Outputs:
 
 @dataclass
 class VisitWork:
-    """The card-side state of one visit, owned by its workers one after another (see module docstring)."""
+    """The card-side state of one visit, owned by its workers one after another (see module docstring).
+
+    ``lock`` makes them take turns on the card: a patient who types the PIN before the tries-left
+    read has answered must not interleave that VERIFY with the real one (the card answers one
+    command sequence at a time; interleaved SELECTs would make either fail).
+    """
 
     card: MyNumberCard | None = None
     card_face: CardFaceRead | None = None
     chip: ChipFace | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def wipe(self) -> None:
         if self.card_face is not None:
@@ -189,9 +195,13 @@ class KioskServices:
         if work.card_face is None and self.card_camera is not None and pin is None:
             # at the tap: the card face is read while the chip is (only a physical card has one)
             work.card_face = CardFaceRead(self.card_camera, self.engine, self.config.face.card_face_frames).start()
-        self._spawn("card-read", self._read_card, work.card, token, pin)
+        self._spawn("card-read", self._read_card, work, token, pin)
 
-    def _read_card(self, card: MyNumberCard | None, token: Token, pin) -> None:
+    def _read_card(self, work: VisitWork, token: Token, pin) -> None:
+        with work.lock:
+            self._read_card_locked(work.card, token, pin)
+
+    def _read_card_locked(self, card: MyNumberCard | None, token: Token, pin) -> None:
         try:
             if card is None:
                 raise HalError("no card link")
@@ -216,11 +226,12 @@ class KioskServices:
         self.post("card_read", token, facts=facts, proof=proof)
 
     def read_pin_tries(self, session: CheckInSession, token: Token) -> None:
-        self._spawn("pin-tries", self._pin_tries, self._work(session).card, token)
+        self._spawn("pin-tries", self._pin_tries, self._work(session), token)
 
-    def _pin_tries(self, card, token: Token) -> None:
+    def _pin_tries(self, work: VisitWork, token: Token) -> None:
         try:
-            tries = card_steps.pin_tries(card)
+            with work.lock:
+                tries = card_steps.pin_tries(work.card)
         except PinBlocked:
             self.post("pin_locked", token)
         except Exception as exc:
@@ -229,11 +240,12 @@ class KioskServices:
             self.post("pin_tries", token, tries_left=tries)
 
     def start_pin_check(self, session: CheckInSession, pin, token: Token) -> None:
-        self._spawn("pin-check", self._pin_check, self._work(session).card, pin, token)
+        self._spawn("pin-check", self._pin_check, self._work(session), pin, token)
 
-    def _pin_check(self, card, pin, token: Token) -> None:
+    def _pin_check(self, work: VisitWork, pin, token: Token) -> None:
         try:
-            proof = card_steps.check_pin(card, pin, self._challenge)
+            with work.lock:
+                proof = card_steps.check_pin(work.card, pin, self._challenge)
         except WrongPin as exc:
             self.post("pin_wrong", token, tries_left=exc.tries_left)
         except PinBlocked:
@@ -262,11 +274,12 @@ class KioskServices:
 
     def _face(self, work: VisitWork, progress: FaceProgress, token: Token) -> None:
         try:
-            if work.chip is None:
-                if work.card_face is None:
-                    raise CollationRefused("no card camera: the card face cannot be read")
-                work.chip = open_chip(work.card, work.card_face, self._challenge(), self.issuer_keys,
-                                      self.config.timeouts.card_read_s, progress)
+            with work.lock:
+                if work.chip is None:
+                    if work.card_face is None:
+                        raise CollationRefused("no card camera: the card face cannot be read")
+                    work.chip = open_chip(work.card, work.card_face, self._challenge(), self.issuer_keys,
+                                          self.config.timeouts.card_read_s, progress)
             outcome = capture_and_decide(self.engine, self.face_camera, work.chip, progress,
                                          self.config.face.capture_frames)
         except (CollationRefused, CollationMismatch, CollationBlocked, FaceError, ModelError) as exc:
