@@ -41,6 +41,7 @@ class Patient:
     retry_face: bool = False
     fallback: str = "pin"
     person: object | None = None  # a simulated person before the face camera (hal.sim), to react
+    hand: object | None = None  # what takes the card out (a scenario's hand; default the sim reader)
     only_face: bool = False  # press nothing; only perform the face challenge (a demo window's user presses)
     states: list[str] = field(default_factory=list)
     _kiosk: object | None = None
@@ -72,7 +73,8 @@ class Patient:
         self.states.append(state)
         if state == self.remove_in and not self._removed_once:
             self._removed_once = True
-            threading.Thread(target=self._kiosk.reader.remove, name="patient-remove", daemon=True).start()
+            remove = self.hand.remove if self.hand is not None else self._kiosk.reader.remove
+            threading.Thread(target=remove, name="patient-remove", daemon=True).start()
             return
         if self.only_face:
             if state == "face":

@@ -194,7 +194,7 @@ def play(scenario: Scenario, kiosk, terminal, catalogue: dict, *, hand=None, win
         quicker = saved_timeouts.model_copy(update=scenario.timeouts)
         kiosk.runner.call(lambda flow: setattr(flow, "timeouts", quicker)).result(5)
     shots = Screenshots(window, out_dir / scenario.name if out_dir is not None else None)
-    patient = Patient(person=person, **scenario.patient)
+    patient = Patient(person=person, hand=hand, **scenario.patient)
     kiosk.add_listener(shots.on_state)
     patient.attach(kiosk)
     shots.active = True
