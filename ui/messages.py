@@ -102,6 +102,11 @@ ERROR_TEXT: dict[str, str] = {
     "CollationAlreadyFailed": "This card cannot be checked by its card face at this reader. Please enter your PIN, or ask the reception staff.",
     "CollationTriesLow": "To protect your card, the card face is not checked now. Please enter your PIN, or ask the reception staff.",
     "CollationLedgerUnavailable": "The card face cannot be checked at this reader right now. Please enter your PIN, or ask the reception staff.",
+    # seed 000: a phone that cannot be read → show the マイナポータル eligibility screen at the counter
+    "PhoneUnreadable": "The smartphone could not be read. Please show the eligibility screen of Mynaportal on your phone at reception.",
+    "PhonePinBlocked": "The smartphone's PIN is locked. Please show the eligibility screen of Mynaportal at reception.",
+    "VisualRefused": "The staff could not confirm your identity here. Please ask at reception.",
+    "VisualTimeout": "No staff member could come to confirm your identity. Please ask at reception.",
 }
 DEFAULT_ERROR = "Something went wrong. Please ask the reception staff."
 

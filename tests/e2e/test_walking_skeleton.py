@@ -3,6 +3,7 @@ typed on the screen → signature over a challenge → consent → result over M
 reference terminal shows it → card removed → idle. Every path has its own test in test_paths.py."""
 
 import base64
+import json
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from firmware.app import Kiosk
 from firmware.config import Broker, Config, Timeouts
 from hal.sim.card.generator import make_profile
 from terminal.app import ReferenceTerminal
+from tests.services import wait_until
 from ui.demo import scripted_check_in, wait_for_state
 from ui.patient import Patient
 from ui.window import KioskWindow
@@ -111,7 +113,9 @@ def test_broker_down_at_start_keeps_the_kiosk_running(mosquitto, tmp_path, card_
     try:
         kiosk.reader.present(card_profiles["card"].directory)
         assert wait_for_state(kiosk, "done", 15)
-        assert len(kiosk.outbox) == 1
+        assert wait_until(lambda: len(kiosk.outbox) == 1, 5)  # the link writes it on its own thread
+        # the terminal is unreachable: the done screen says the result is kept and to tell reception
+        assert kiosk.flow.session.terminal_online is False
         mosquitto.start()
         terminal = ReferenceTerminal(config.broker, site=config.site_id)
         terminal.start()
@@ -124,15 +128,21 @@ def test_broker_down_at_start_keeps_the_kiosk_running(mosquitto, tmp_path, card_
 
 
 def test_make_run_headless_demo(tmp_path):
-    """What `make run` does without a display: embedded broker, terminal, scripted check-in."""
+    """What `make run` does without a display: embedded broker, terminal, named scenarios played with
+    screenshots of every screen and one JSON line each (three of them here; make run plays all)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "provisioning.cli", "run", "--demo", "--headless", "--screenshots", str(tmp_path / "s")],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        [sys.executable, "-m", "provisioning.cli", "run", "--demo", "--headless", "--screenshots", str(tmp_path / "s"),
+         "--scenario", "face", "--scenario", "iphone", "--scenario", "staff-check"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HEADLESS": "1"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "terminal: [demo-clinic/demo-reader] none card cert=valid" in proc.stderr
-    for name in ("01-idle.png", "02-done.png", "03-idle-again.png"):
-        assert (tmp_path / "s" / name).stat().st_size > 5000
-        assert str(tmp_path / "s" / name) in proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert [line["scenario"] for line in lines] == ["face", "iphone", "staff-check"]
+    assert [line["method"] for line in lines] == ["face", "smartphone", "visual"]
+    assert all(line["terminal_received"] and line["result_id"] and line["consent"] for line in lines)
+    assert "verified=yes" in proc.stderr  # the terminal checked the face and phone proofs
+    shots = sorted(p.name for p in (tmp_path / "s" / "face").iterdir())
+    assert shots[0] == "01-reading.png" and "04-face-capture.png" in shots and any("done" in s for s in shots)
+    assert all(p.stat().st_size > 5000 for p in (tmp_path / "s" / "face").iterdir())
     assert "Traceback" not in proc.stderr

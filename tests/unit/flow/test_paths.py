@@ -312,3 +312,13 @@ def test_no_face_method_where_the_kiosk_cannot_match_faces(flow, services):
     flow.send("cancel")
     tap(flow, kind="face-only")
     assert flow.session.methods == ("visual",)
+
+
+def test_a_phone_that_cannot_be_read_points_to_the_mynaportal_screen(flow):
+    from firmware.errors import ReadError
+    from ui.messages import error_text
+
+    flow.send("card_presented", link=object(), tap=1)
+    flow.send("read_failed", error=ReadError("no answer"), phone=True)
+    assert flow.state_id == "failed" and flow.session.error_lineage[0] == "PhoneUnreadable"
+    assert "Mynaportal" in error_text(flow.session.error_lineage)
