@@ -7,11 +7,12 @@ import time
 import pytest
 
 from firmware.app import Kiosk
-from firmware.config import Broker, Clock, Config, Devices
+from firmware.config import Broker, Clock, Config, Devices, Timeouts
 from hal.sim.card import VirtualCard
 from hal.sim.iso14443b import TypeBCard
 from hal.sim.pn532_emulator import Pn532Emulator
 from ui.demo import wait_for_state
+from ui.patient import Patient
 
 pytestmark = pytest.mark.hil
 
@@ -31,8 +32,10 @@ def test_pn532_killed_and_restarted_under_a_running_kiosk(tmp_path, make_card, m
 
     first = start_emulator(card_in_field=False)
     config = Config(data_dir=tmp_path / "var", broker=Broker(port=mosquitto.port),
-                    devices=Devices(nfc=f"nfcpy:tty:{link}:pn532"), clock=Clock(source="window"))
+                    devices=Devices(nfc=f"nfcpy:tty:{link}:pn532"), clock=Clock(source="window"),
+                    timeouts=Timeouts(context_s=1))
     kiosk = Kiosk(config)
+    Patient().attach(kiosk)  # answers the screens: PIN, consent
     kiosk.reader.retry_interval_s = 0.2
     states = []
     kiosk.add_listener(lambda state, session: states.append((state, session.error_kind)))
