@@ -175,12 +175,15 @@ class Kiosk:
         self._problems_changed(self.health)
         self.reader.watch()
         self.clock_check.start()
-        self.warm_up.start()
+        if self.services.face_available():
+            self.warm_up.start()
 
     def stop(self) -> None:
         self.reader.close()
         self.clock_check.stop()
-        self.warm_up.stop()
+        # A model load cannot be interrupted; a process that exits while one runs on a daemon thread
+        # aborts inside the native library (SIGABRT), so wait for it to finish.
+        self.warm_up.stop(timeout_s=60)
         self.runner.stop()
         self.services.stop()
         self.flow.session.wipe()

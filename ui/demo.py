@@ -65,7 +65,8 @@ def play_scenarios(kiosk: Kiosk, terminal, catalogue: dict, names, window, out_d
         except RuntimeError as exc:
             ok = False
             line = {"scenario": scenario.name, "error": str(exc)}
-        printer(json.dumps({k: v for k, v in line.items() if k != "screenshots"}, ensure_ascii=False))
+        printer(json.dumps({k: v for k, v in line.items() if k not in ("screenshots", "timeline")},
+                           ensure_ascii=False))
     return ok
 
 

@@ -147,6 +147,8 @@ class Screenshots:
         self.paths: list[Path] = []
         self._lock = threading.Lock()
         self.active = False
+        self.t0 = time.monotonic()
+        self.timeline: list[tuple[float, str]] = []  # (seconds since the tap, state)
 
     def take(self, label: str) -> None:
         if self.window is None or self.out_dir is None or not self.active:
@@ -156,6 +158,8 @@ class Screenshots:
             self.paths.append(self.window.screenshot(path))
 
     def on_state(self, state: str, session) -> None:  # flow thread: the screen as the patient sees it
+        if self.active:
+            self.timeline.append((round(time.monotonic() - self.t0, 3), state))
         self.take(state)
 
 
@@ -197,8 +201,9 @@ def play(scenario: Scenario, kiosk, terminal, catalogue: dict, *, hand=None, win
     patient = Patient(person=person, hand=hand, **scenario.patient)
     kiosk.add_listener(shots.on_state)
     patient.attach(kiosk)
-    shots.active = True
     results_before = set(kiosk.services.result_ids)
+    shots.t0 = time.monotonic()
+    shots.active = True
     hand.present(info.directory)
     try:
         if scenario.staff is not None:
@@ -246,4 +251,6 @@ def play(scenario: Scenario, kiosk, terminal, catalogue: dict, *, hand=None, win
             kiosk.runner.call(lambda flow: setattr(flow, "timeouts", saved_timeouts)).result(5)
         _wait(lambda: kiosk.flow.state_id == "idle", 30)
     line["screenshots"] = [str(p) for p in shots.paths]
+    line["timeline"] = shots.timeline
+    line["seconds"] = round(time.monotonic() - shots.t0, 3)
     return line

@@ -104,7 +104,7 @@ class CheckInFlow(StateMachine):
     pin = State(enter="enter_pin")
     pin_checking = State(enter="enter_pin_checking")
     visual = State(enter="enter_visual")
-    checking = State(enter="enter_plain")
+    checking = State(enter="enter_checking")
     register = State(enter="enter_plain")
     registering = State(enter="enter_registering")
     consent = State(enter="enter_plain")
@@ -586,6 +586,11 @@ class CheckInFlow(StateMachine):
     def enter_visual(self) -> None:
         self.services.announce("visual", self.session)
         self.services.request_visual(self.session)
+
+    def enter_checking(self) -> None:
+        self.services.announce("checking", self.session)
+        if self.session.context is not None:  # it came while the patient was busy: no need to wait
+            self.send("context_received", session_id=self.session.id, context=self.session.context)
 
     def enter_registering(self) -> None:
         self.services.announce("registering", self.session)

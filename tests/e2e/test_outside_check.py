@@ -81,7 +81,7 @@ def test_demo_with_a_production_config_leaves_its_data_and_ids_alone(mosquitto, 
     config = tmp_path / "config.toml"
     config.write_text(f'site_id = "clinic-7"\nreader_id = "front-desk"\ndata_dir = "{data}"\n'
                       f'[broker]\nport = {mosquitto.port}\n')
-    code, out, err = finish(uketsuke("run", "--demo", "--headless", "--config", str(config),
+    code, out, err = finish(uketsuke("run", "--demo", "--headless", "--config", str(config), "--scenario", "pin",
                                      "--screenshots", str(tmp_path / "s"), cwd=tmp_path))
     assert code == 0, err[-3000:]
     assert "clinic-7" not in err and "front-desk" not in err

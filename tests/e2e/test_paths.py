@@ -76,6 +76,7 @@ def stack(pcscd, catalogue, tmp_path_factory):  # noqa: F811 - the pcscd fixture
 def test_path_over_pcscd_and_mosquitto(stack, catalogue, scenario, caplog):
     kiosk, terminal, hand = stack
     line = play(scenario, kiosk, terminal, catalogue, hand=hand, timeout_s=120)
+    print(scenario.name, line["seconds"], line["timeline"])
     assert line["final"] == scenario.ends
     info = catalogue[scenario.profile]
     for secret in filter(None, (info.pin, info.collation_b)):

@@ -322,3 +322,17 @@ def test_a_phone_that_cannot_be_read_points_to_the_mynaportal_screen(flow):
     flow.send("read_failed", error=ReadError("no answer"), phone=True)
     assert flow.state_id == "failed" and flow.session.error_lineage[0] == "PhoneUnreadable"
     assert "Mynaportal" in error_text(flow.session.error_lineage)
+
+
+def test_a_context_that_came_during_the_pin_is_used_at_once(flow, services):
+    """The terminal usually answers while the patient types: checking must not wait for it again."""
+    tap(flow)
+    flow.send("choose_pin")
+    flow.send("context_received", **context(flow, registered=True))
+    assert flow.state_id == "pin" and flow.session.context.registered
+    for digit in (1, 2, 3, 4):
+        flow.type_digit(digit)
+    flow.send("pin_submit")
+    flow.send("pin_ok", proof=proof())
+    assert flow.state_id == "consent", "straight on: the context was already there"
+    assert services.announced[-2:] == ["checking", "consent"]
