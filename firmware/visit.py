@@ -174,7 +174,7 @@ class KioskServices:
     def _challenge(self) -> card_steps.Challenge:
         return card_steps.take_challenge(self.link)
 
-    def stop(self, wait_s: float = 2.0) -> None:
+    def stop(self, wait_s: float = 5.0) -> None:
         """Wait a moment for work in progress; a read hung in a driver is left behind."""
         for work in self._visits.values():
             work.wipe()
@@ -195,6 +195,8 @@ class KioskServices:
         if work.card_face is None and self.card_camera is not None and pin is None:
             # at the tap: the card face is read while the chip is (only a physical card has one)
             work.card_face = CardFaceRead(self.card_camera, self.engine, self.config.face.card_face_frames).start()
+            with self._jobs_lock:  # stop() waits for it too: a process must not exit mid-inference
+                self._jobs.add(work.card_face.thread)
         self._spawn("card-read", self._read_card, work, token, pin)
 
     def _read_card(self, work: VisitWork, token: Token, pin) -> None:

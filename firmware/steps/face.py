@@ -106,10 +106,10 @@ class CardFaceRead:
         self._stop = threading.Event()
         self._outcome = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="card-face-ocr", daemon=True)
+        self.thread = threading.Thread(target=self._run, name="card-face-ocr", daemon=True)
 
     def start(self) -> CardFaceRead:
-        self._thread.start()
+        self.thread.start()
         return self
 
     def _frames(self):
