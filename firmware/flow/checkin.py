@@ -104,7 +104,7 @@ class CheckInFlow(StateMachine):
     pin = State(enter="enter_pin")
     pin_checking = State(enter="enter_pin_checking")
     visual = State(enter="enter_visual")
-    checking = State(enter="enter_plain")
+    checking = State(enter="enter_checking")
     register = State(enter="enter_plain")
     registering = State(enter="enter_registering")
     consent = State(enter="enter_plain")
@@ -537,6 +537,12 @@ class CheckInFlow(StateMachine):
 
     def enter_plain(self, target=None, **_) -> None:
         self.services.announce(target.id if target is not None else self.state_id, self.session)
+
+    def enter_checking(self, target=None, **_) -> None:
+        self.enter_plain(target=target)
+        context = self.session.context
+        if context is not None:  # answered while the patient was busy: go on now, not at the timeout
+            self.send("context_received", session_id=self.session.id, context=context)
 
     def enter_idle(self) -> None:
         if getattr(self, "session", None) is not None:

@@ -312,3 +312,19 @@ def test_no_face_method_where_the_kiosk_cannot_match_faces(flow, services):
     flow.send("cancel")
     tap(flow, kind="face-only")
     assert flow.session.methods == ("visual",)
+
+
+def test_a_context_answered_before_checking_is_not_waited_for(flow, services):
+    """The terminal answers within milliseconds of the certificate read, long before the PIN is typed:
+    ``checking`` goes straight on with it (it used to sit out ``timeouts.context_s``, 4 s a visit)."""
+    tap(flow)
+    flow.send("context_received", **context(flow, registered=True))
+    assert flow.state_id == "choose_method" and flow.session.context.registered is True
+    flow.send("choose_pin")
+    flow.send("pin_tries", tries_left=3)
+    for digit in (1, 2, 3, 4):
+        assert flow.type_digit(digit)
+    flow.send("pin_submit")
+    flow.send("pin_ok", proof=proof())
+    assert flow.state_id == "consent"
+    assert services.announced[-2:] == ["checking", "consent"], "checking is still shown, briefly"
