@@ -13,13 +13,17 @@ loop), like ``MockPin.drive_high()`` in gpiozero; ``present(person)`` puts a sim
 or screen) in front of it, ``leave()`` empties the scene, ``follow(reader)`` makes it the card camera
 above a sim reader. Whatever was set last wins. ``frames_served`` counts frames; ``time_s`` is the
 capture time of the last frame of the current presentation, frame i at i / 30 s (the consumer
-paces itself; nothing here sleeps). The camera keeps only references the caller gave
+paces itself; nothing here sleeps, unless ``realtime`` is set: then ``capture()`` does not return
+frame i of a presentation before i / fps seconds after its first frame, like a camera delivering 30
+fps; a consumer that falls behind gets the frames it missed at once, in order, since the simulated
+person acts in frame time). The camera keeps only references the caller gave
 it and hands out copies, so the caller's zeroing of a returned frame never corrupts the scene.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 
@@ -38,7 +42,7 @@ def _test_scene(height: int, width: int, light: int) -> np.ndarray:
 
 
 class SimCamera(Camera):
-    def __init__(self, size: tuple[int, int] = DEFAULT_SIZE):
+    def __init__(self, size: tuple[int, int] = DEFAULT_SIZE, *, realtime: bool = False):
         self._frames: list[np.ndarray] = []
         self._size = size
         self._next = 0
@@ -50,6 +54,10 @@ class SimCamera(Camera):
         self.person = None
         self._presented = 0  # frames of the current source
         self.fps = 30.0
+        #: Opt-in real-time pacing (benchmarks): frame i of a presentation is served no earlier than
+        #: i / fps after its first frame. Off by default: tests and demos run as fast as they can.
+        self.realtime = realtime
+        self._paced_from = 0.0  # time.monotonic() of the current presentation's first frame
 
     def present(self, person) -> None:
         """Put ``person`` (a :class:`hal.sim.face_scene.Person`) in front of the camera."""
@@ -97,7 +105,19 @@ class SimCamera(Camera):
             self._next = 0
             self._source, self.person, self._presented = None, None, 0
 
+    def _pace(self) -> None:
+        with self._lock:
+            index = self._presented  # the frame about to be served
+            now = time.monotonic()
+            if index == 0:
+                self._paced_from = now
+            delay = self._paced_from + index / self.fps - now
+        if delay > 0:
+            time.sleep(delay)
+
     def capture(self) -> np.ndarray:
+        if self.realtime:
+            self._pace()
         with self._lock:
             self.frames_served += 1
             self._presented += 1
