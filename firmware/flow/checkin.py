@@ -86,9 +86,14 @@ class FlowServices(Protocol):
         """Tell the screen, LED, buzzer, speaker and staff what state the visit is in."""
 
 
-#: States where the patient is asked something: their timeout first asks "more time?".
-ASKING = ("phone_pin", "cert_notice", "choose_method", "face", "pin", "register", "consent",
-          "consent_items", "prescription")
+def _asked_in(state: str):
+    """The condition of "more time? — yes" going back to ``state``: the state whose timeout asked."""
+
+    def asked_there(machine, **_) -> bool:
+        return machine.session.more_time_for == state
+
+    asked_there.__name__ = f"asked_in_{state}"
+    return asked_there
 
 
 class CheckInFlow(StateMachine):
@@ -184,23 +189,25 @@ class CheckInFlow(StateMachine):
     answer_received = done.to.itself(internal=True, cond="answer_is_this_visits", on="keep_answer")
 
     # ---- time, removal, faults
+    #: Every state a visit can be in, and those that ask the patient something (their timeout first
+    #: asks "more time?", and "yes" goes back to the state that asked).
+    _visit = (phone_help, reading, phone_pin, phone_hold, cert_notice, unusable, choose_method, face, pin,
+              pin_checking, visual, checking, register, registering, consent, consent_items, prescription,
+              done, removed, more_time, failed)
+    _asking = {"phone_pin": phone_pin, "cert_notice": cert_notice, "choose_method": choose_method, "face": face,
+               "pin": pin, "register": register, "consent": consent, "consent_items": consent_items,
+               "prescription": prescription}
     expired = (reading.to(failed) | pin_checking.to(failed) | registering.to(consent, cond="consent_asked")
                | registering.to(done) | checking.to(register, cond="registration_needed", on="prepare_registration")
                | checking.to(consent, cond="consent_asked") | checking.to(done)
                | visual.to(failed)
-               | phone_pin.to(more_time, on="remember_asking") | cert_notice.to(more_time, on="remember_asking")
-               | choose_method.to(more_time, on="remember_asking") | face.to(more_time, on="remember_asking")
-               | pin.to(more_time, on="remember_asking") | register.to(more_time, on="remember_asking")
-               | consent.to(more_time, on="remember_asking") | consent_items.to(more_time, on="remember_asking")
-               | prescription.to(more_time, on="remember_asking")
                | more_time.to(idle) | phone_help.to(idle) | phone_hold.to(idle) | unusable.to(idle)
                | removed.to(idle) | done.to(idle) | failed.to(idle))
-    more_time_yes = (more_time.to(phone_pin, cond="asked_in_phone_pin") | more_time.to(cert_notice, cond="asked_in_cert_notice")
-                     | more_time.to(choose_method, cond="asked_in_choose_method") | more_time.to(face, cond="asked_in_face")
-                     | more_time.to(pin, cond="asked_in_pin") | more_time.to(register, cond="asked_in_register")
-                     | more_time.to(consent, cond="asked_in_consent")
-                     | more_time.to(consent_items, cond="asked_in_consent_items")
-                     | more_time.to(prescription, cond="asked_in_prescription"))
+    more_time_yes = None
+    for _name, _state in _asking.items():
+        expired |= _state.to(more_time, on="remember_asking")
+        _back = more_time.to(_state, cond=_asked_in(_name))
+        more_time_yes = _back if more_time_yes is None else more_time_yes | _back
     more_time_no = more_time.to(idle)
     #: A card removed: before the result, the visit is over (shown as "removed"); a phone may go
     #: once it has proved itself (it is held, not placed) and while its PIN is typed.
@@ -208,41 +215,23 @@ class CheckInFlow(StateMachine):
                     | done.to(idle, cond="removed_card_is_this_visits")
                     | failed.to(idle, cond="removed_card_is_this_visits")
                     | unusable.to(idle, cond="removed_card_is_this_visits")
-                    | reading.to(removed, cond="removed_card_is_this_visits")
-                    | phone_hold.to.itself(internal=True, cond="removed_card_is_this_visits")
-                    | cert_notice.to(removed, cond=["removed_card_is_this_visits", "card_still_needed"])
-                    | choose_method.to(removed, cond="removed_card_is_this_visits")
-                    | face.to(removed, cond="removed_card_is_this_visits")
-                    | pin.to(removed, cond="removed_card_is_this_visits")
-                    | pin_checking.to(removed, cond="removed_card_is_this_visits")
-                    | visual.to(removed, cond=["removed_card_is_this_visits", "card_still_needed"])
-                    | checking.to(removed, cond=["removed_card_is_this_visits", "card_still_needed"])
-                    | register.to(removed, cond=["removed_card_is_this_visits", "card_still_needed"])
-                    | registering.to(removed, cond=["removed_card_is_this_visits", "card_still_needed"])
-                    | consent.to(removed, cond=["removed_card_is_this_visits", "card_still_needed"])
-                    | consent_items.to(removed, cond=["removed_card_is_this_visits", "card_still_needed"])
-                    | prescription.to(removed, cond=["removed_card_is_this_visits", "card_still_needed"])
-                    | more_time.to(removed, cond=["removed_card_is_this_visits", "card_still_needed"]))
-    cancel = (phone_help.to(idle) | reading.to(idle) | phone_pin.to(idle) | phone_hold.to(idle)
-              | cert_notice.to(idle) | unusable.to(idle) | choose_method.to(idle) | face.to(idle) | pin.to(idle)
-              | pin_checking.to(idle) | visual.to(idle) | checking.to(idle) | register.to(idle)
-              | registering.to(idle) | consent.to(idle) | consent_items.to(idle) | prescription.to(idle)
-              | done.to(idle) | removed.to(idle) | more_time.to(idle) | failed.to(idle))
+                    | phone_hold.to.itself(internal=True, cond="removed_card_is_this_visits"))
+    for _state in (reading, choose_method, face, pin, pin_checking):  # a card's states: the card is read here
+        card_removed |= _state.to(removed, cond="removed_card_is_this_visits")
+    for _state in (cert_notice, visual, checking, register, registering, consent, consent_items, prescription,
+                   more_time):  # states a proved phone may also be in
+        card_removed |= _state.to(removed, cond=["removed_card_is_this_visits", "card_still_needed"])
+    cancel = phone_help.to(idle)
     #: A callback raised: the visit cannot go on. Staff see the fault; the patient sees "ask staff".
-    fault = (failed.to(idle) | out_of_service.to(idle) | idle.to(failed) | phone_help.to(failed)
-             | reading.to(failed) | phone_pin.to(failed) | phone_hold.to(failed) | cert_notice.to(failed)
-             | unusable.to(failed) | choose_method.to(failed) | face.to(failed) | pin.to(failed)
-             | pin_checking.to(failed) | visual.to(failed) | checking.to(failed) | register.to(failed)
-             | registering.to(failed) | consent.to(failed) | consent_items.to(failed) | prescription.to(failed)
-             | done.to(failed) | removed.to(failed) | more_time.to(failed))
-    device_lost = (idle.to(out_of_service) | phone_help.to(out_of_service) | reading.to(out_of_service)
-                   | phone_pin.to(out_of_service) | phone_hold.to(out_of_service) | cert_notice.to(out_of_service)
-                   | unusable.to(out_of_service) | choose_method.to(out_of_service) | face.to(out_of_service)
-                   | pin.to(out_of_service) | pin_checking.to(out_of_service) | visual.to(out_of_service)
-                   | checking.to(out_of_service) | register.to(out_of_service) | registering.to(out_of_service)
-                   | consent.to(out_of_service) | consent_items.to(out_of_service)
-                   | prescription.to(out_of_service) | done.to(out_of_service) | removed.to(out_of_service)
-                   | more_time.to(out_of_service) | failed.to(out_of_service))
+    fault = failed.to(idle) | out_of_service.to(idle) | idle.to(failed)
+    device_lost = idle.to(out_of_service)
+    for _state in _visit:
+        if _state is not phone_help:
+            cancel |= _state.to(idle)
+        if _state is not failed:
+            fault |= _state.to(failed)
+        device_lost |= _state.to(out_of_service)
+    del _visit, _asking, _name, _state, _back
     device_ok = out_of_service.to(idle)
 
     #: state → the ``[timeouts]`` setting after which the runner posts ``expired`` (states not listed wait).
@@ -368,19 +357,6 @@ class CheckInFlow(StateMachine):
     def previous_consent(self, **_) -> bool:
         context = self.session.context
         return context is not None and bool(context.previous_consent)
-
-    def _asked_in(self, state: str) -> bool:
-        return self.session.more_time_for == state
-
-    def asked_in_phone_pin(self, **_): return self._asked_in("phone_pin")  # noqa: E704
-    def asked_in_cert_notice(self, **_): return self._asked_in("cert_notice")  # noqa: E704
-    def asked_in_choose_method(self, **_): return self._asked_in("choose_method")  # noqa: E704
-    def asked_in_face(self, **_): return self._asked_in("face")  # noqa: E704
-    def asked_in_pin(self, **_): return self._asked_in("pin")  # noqa: E704
-    def asked_in_register(self, **_): return self._asked_in("register")  # noqa: E704
-    def asked_in_consent(self, **_): return self._asked_in("consent")  # noqa: E704
-    def asked_in_consent_items(self, **_): return self._asked_in("consent_items")  # noqa: E704
-    def asked_in_prescription(self, **_): return self._asked_in("prescription")  # noqa: E704
 
     # ------------------------------------------------------------------ transition actions
 
