@@ -82,9 +82,6 @@ class Mosquitto:
 
 def wait_until(predicate, timeout_s: float = 10.0) -> bool:
     """Poll ``predicate`` until it holds or ``timeout_s`` passes; returns its last value."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return bool(predicate())
+    from ui.demo import wait_until as poll
+
+    return poll(predicate, timeout_s)

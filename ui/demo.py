@@ -36,11 +36,8 @@ def demo_catalogue(directory: Path, names=None) -> dict:
 
 def demo_config(config: Config, catalogue: dict) -> Config:
     """Trust the catalogue's test CVC issuer (the face path checks the card is genuine against it)."""
-    from firmware.config import CardPolicy
-
     issuer_dir = next(iter(catalogue.values())).cvc_issuer_public_pem.parent
-    card = config.card.model_copy(update={"issuer_keys_dir": issuer_dir})
-    return config.model_copy(update={"card": card if isinstance(card, CardPolicy) else config.card})
+    return config.model_copy(update={"card": config.card.model_copy(update={"issuer_keys_dir": issuer_dir})})
 
 
 def wire_simulation(kiosk: Kiosk) -> None:
@@ -133,13 +130,18 @@ def _ensure_patient(kiosk: Kiosk, **script):
     return patient
 
 
-def wait_for_state(kiosk: Kiosk, state: str, timeout_s: float) -> bool:
+def wait_until(predicate, timeout_s: float, step_s: float = 0.02) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout_s`` passes; returns its last value."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if kiosk.flow.state_id == state:
+        if predicate():
             return True
-        time.sleep(0.02)
-    return False
+        time.sleep(step_s)
+    return bool(predicate())
+
+
+def wait_for_state(kiosk: Kiosk, state: str, timeout_s: float) -> bool:
+    return wait_until(lambda: kiosk.flow.state_id == state, timeout_s)
 
 
 def scripted_check_in(kiosk: Kiosk, window, terminal: ReferenceTerminal, card: Path, out_dir: Path) -> list[Path]:

@@ -163,15 +163,6 @@ class Screenshots:
         self.take(state)
 
 
-def _wait(predicate, timeout_s: float, step_s: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step_s)
-    return predicate()
-
-
 def play(scenario: Scenario, kiosk, terminal, catalogue: dict, *, hand=None, window=None,
          out_dir: Path | None = None, timeout_s: float = 90.0) -> dict:
     """Play one scenario on a started kiosk (simulated cameras) against ``terminal``.
@@ -180,11 +171,12 @@ def play(scenario: Scenario, kiosk, terminal, catalogue: dict, *, hand=None, win
         RuntimeError: the visit did not reach the scenario's final state (the message says where it was).
     """
     from firmware.link.schemas import CommandName
+    from ui.demo import wait_until
     from ui.patient import Patient
 
     info = catalogue[scenario.profile]
     hand = hand or SimHand(kiosk.reader)
-    if not _wait(lambda: kiosk.flow.state_id == "idle", 30):
+    if not wait_until(lambda: kiosk.flow.state_id == "idle", 30):
         raise RuntimeError(f"{scenario.name}: the kiosk is {kiosk.flow.state_id!r}, not idle")
     person = person_for(scenario, info.directory)
     if person is None:
@@ -207,17 +199,17 @@ def play(scenario: Scenario, kiosk, terminal, catalogue: dict, *, hand=None, win
     hand.present(info.directory)
     try:
         if scenario.staff is not None:
-            if not _wait(lambda: kiosk.flow.state_id == "visual", timeout_s):
+            if not wait_until(lambda: kiosk.flow.state_id == "visual", timeout_s):
                 raise RuntimeError(f"{scenario.name}: no visual check was asked (state {kiosk.flow.state_id!r})")
             name = CommandName.VISUAL_OK if scenario.staff == "ok" else CommandName.VISUAL_NG
             terminal.send_command(kiosk.config.site_id, kiosk.config.reader_id, name)
-        if "face" in (scenario.patient.get("method"),):
+        if scenario.patient.get("method") == "face":
             def face_capture_shot():
                 face = kiosk.flow.session.face
                 return face is not None and face.snapshot.preview is not None
-            if _wait(lambda: face_capture_shot() or kiosk.flow.state_id in FINAL, timeout_s) and face_capture_shot():
+            if wait_until(lambda: face_capture_shot() or kiosk.flow.state_id in FINAL, timeout_s) and face_capture_shot():
                 shots.take("face-capture")
-        if not _wait(lambda: kiosk.flow.state_id in FINAL, timeout_s):
+        if not wait_until(lambda: kiosk.flow.state_id in FINAL, timeout_s):
             raise RuntimeError(f"{scenario.name}: stuck in {kiosk.flow.state_id!r} (screens: {patient.states})")
         final = kiosk.flow.state_id
         session = kiosk.flow.session
@@ -226,14 +218,14 @@ def play(scenario: Scenario, kiosk, terminal, catalogue: dict, *, hand=None, win
         if final == "done":
             def new_results():  # the state is "done" a moment before its result is handed to the link
                 return [rid for rid in kiosk.services.result_ids if rid not in results_before]
-            _wait(new_results, 10)
+            wait_until(new_results, 10)
             new = new_results()
             line["result_id"] = new[-1] if new else None
             line["consent"] = dict(session.consent)
             line["proxy"] = session.proxy
-            received = _wait(lambda: any(r.id == line["result_id"] for r in terminal.view.results), 20)
+            received = wait_until(lambda: any(r.id == line["result_id"] for r in terminal.view.results), 20)
             line["terminal_received"] = received
-            _wait(lambda: kiosk.flow.session.answer is not None, 5)
+            wait_until(lambda: kiosk.flow.session.answer is not None, 5)
             line["answer"] = kiosk.flow.session.answer
             shots.take("done-answer")
         if final != scenario.ends:
@@ -249,7 +241,7 @@ def play(scenario: Scenario, kiosk, terminal, catalogue: dict, *, hand=None, win
         hand.remove()
         if scenario.timeouts:
             kiosk.runner.call(lambda flow: setattr(flow, "timeouts", saved_timeouts)).result(5)
-        _wait(lambda: kiosk.flow.state_id == "idle", 30)
+        wait_until(lambda: kiosk.flow.state_id == "idle", 30)
     line["screenshots"] = [str(p) for p in shots.paths]
     line["timeline"] = shots.timeline
     line["seconds"] = round(time.monotonic() - shots.t0, 3)
