@@ -10,6 +10,13 @@ from firmware.errors import CollationRefused, CollationTriesLow
 from .conftest import NOW, context, facts, proof, refused, tap
 
 
+def staff_confirmed(flow, **context_answer):
+    """The staff confirm the person, then the terminal's context arrives."""
+    flow.send("choose_visual")
+    flow.send("visual_ok")
+    flow.send("context_received", **context(flow, **context_answer))
+
+
 def finish_consent(flow):
     flow.send("consent_all")
     flow.send("prescription_electronic")
@@ -131,9 +138,7 @@ def test_proxy_operation_hides_face_and_marks_the_result(flow, services):
     tap(flow)
     flow.send("proxy")
     assert flow.session.proxy and flow.session.methods == ("pin", "visual")
-    flow.send("choose_visual")
-    flow.send("visual_ok")
-    flow.send("context_received", **context(flow, registered=True))
+    staff_confirmed(flow, registered=True)
     finish_consent(flow)
     assert services.published[0]["proxy"] is True and services.published[0]["method"] == "visual"
     assert refused(flow, "proxy")  # only on the method screen
@@ -192,9 +197,7 @@ def test_grace_period_is_eligibility_only_without_any_consent(flow, services):
     tap(flow, status="grace")
     assert flow.session.notice == "grace_eligibility_only"
     flow.send("notice_ok")
-    flow.send("choose_visual")
-    flow.send("visual_ok")
-    flow.send("context_received", **context(flow, registered=True))
+    staff_confirmed(flow, registered=True)
     assert flow.state_id == "done", "no consent screen at all"
     assert services.published[0]["eligibility_only"] and services.published[0]["consent"] == {}
 
@@ -209,9 +212,7 @@ def test_unusable_card_explains_and_asks_for_nothing(flow, services):
 
 def test_first_registration_is_asked_and_sent(flow, services):
     tap(flow)
-    flow.send("choose_visual")
-    flow.send("visual_ok")
-    flow.send("context_received", **context(flow, registered=False))
+    staff_confirmed(flow, registered=False)
     assert flow.state_id == "register"
     flow.send("register_yes")
     assert flow.state_id == "registering" and services.called("request_registration")
@@ -224,9 +225,7 @@ def test_registration_is_refused_within_five_days_of_expiry(flow, services):
 
     tap(flow, status="expiring", not_after=NOW + dt.timedelta(days=4))
     flow.send("notice_ok")
-    flow.send("choose_visual")
-    flow.send("visual_ok")
-    flow.send("context_received", **context(flow, registered=False))
+    staff_confirmed(flow, registered=False)
     assert flow.state_id == "register" and flow.session.notice == "registration_refused_expiry"
     assert refused(flow, "register_yes") and not services.called("request_registration")
     flow.send("notice_ok")
@@ -235,9 +234,7 @@ def test_registration_is_refused_within_five_days_of_expiry(flow, services):
 
 def test_consent_item_by_item_and_same_as_before(flow, services):
     tap(flow)
-    flow.send("choose_visual")
-    flow.send("visual_ok")
-    flow.send("context_received", **context(flow, registered=True))
+    staff_confirmed(flow, registered=True)
     assert refused(flow, "consent_same"), "前回と同じ only when the terminal has a previous consent"
     flow.send("consent_choose")
     assert flow.state_id == "consent_items" and set(flow.session.consent.values()) == {0}
@@ -251,9 +248,7 @@ def test_consent_item_by_item_and_same_as_before(flow, services):
 
 def test_previous_consent_is_carried_over(flow, services):
     tap(flow)
-    flow.send("choose_visual")
-    flow.send("visual_ok")
-    flow.send("context_received", **context(flow, registered=True, previous_consent={"DiagnosisInfo": 1}))
+    staff_confirmed(flow, registered=True, previous_consent={"DiagnosisInfo": 1})
     flow.send("consent_same")
     flow.send("prescription_electronic")
     result = services.published[0]
@@ -278,9 +273,7 @@ def test_a_context_for_another_visit_is_ignored(flow):
 
 def test_done_shows_the_terminals_answer(flow, services):
     tap(flow)
-    flow.send("choose_visual")
-    flow.send("visual_ok")
-    flow.send("context_received", **context(flow, registered=True))
+    staff_confirmed(flow, registered=True)
     finish_consent(flow)
     flow.send("answer_received", result_id="r-1", eligibility="invalid")
     assert flow.session.answer == "invalid"
