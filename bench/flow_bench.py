@@ -421,7 +421,7 @@ def chip_part(link, path: str, profile, issuer_keys, policy) -> tuple[float, obj
 def face_decision(engine, profile, photo, capture_frames: int) -> dict:
     """``capture_and_decide`` alone: the holder at the paced camera, reacting to the challenge."""
     from firmware.flow.session import Proof
-    from firmware.steps.face import ChipFace, capture_and_decide
+    from firmware.steps.face import ChipFace, ChipRead, capture_and_decide
     from hal.camera.sim import SimCamera
     from hal.sim.face_scene import Person
     from ui.patient import Patient
@@ -431,7 +431,7 @@ def face_decision(engine, profile, photo, capture_frames: int) -> dict:
     camera.present(person)
     marks: list = []
     progress = timed_face_progress(marks)()
-    chip = ChipFace(photo.copy(), Proof(nonce=b"\0" * 32, challenge_id=None, fresh=False))
+    chip = ChipRead.finished(ChipFace(photo.copy(), Proof(nonce=b"\0" * 32, challenge_id=None, fresh=False)))
 
     class _Session:
         face = progress

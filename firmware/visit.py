@@ -43,7 +43,7 @@ from firmware.flow.session import CheckInSession, Context, FaceProgress, Token
 from firmware.link.schemas import Method, ResultMessage
 from firmware.problems import Problems
 from firmware.steps import card as card_steps
-from firmware.steps.face import CardFaceRead, ChipFace, FaceEngine, capture_and_decide, open_chip
+from firmware.steps.face import CardFaceRead, ChipRead, FaceEngine, capture_and_decide, open_chip
 from hal.contracts import BeepPattern, CardLink, StatusColour
 from hal.errors import HalError
 from hal.registry import open_device
@@ -123,15 +123,29 @@ class VisitWork:
 
     card: MyNumberCard | None = None
     card_face: CardFaceRead | None = None
-    chip: ChipFace | None = None
+    chip: ChipRead | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    over: bool = False
+    _fields: threading.Lock = field(default_factory=threading.Lock, repr=False)  # chip / over, never held long
+
+    def chip_read(self, start: Callable[[], ChipRead]) -> ChipRead:
+        """The visit's chip read, started by the first face try (a worker); refused once the visit is over."""
+        with self._fields:
+            if self.over:
+                raise CollationRefused("the visit is over")
+            if self.chip is None:
+                self.chip = start()
+            return self.chip
 
     def wipe(self) -> None:
-        if self.card_face is not None:
-            self.card_face.wipe()
-        if self.chip is not None:
-            self.chip.wipe()
-        self.card = self.card_face = self.chip = None
+        with self._fields:
+            self.over = True
+            card_face, chip = self.card_face, self.chip
+            self.card = self.card_face = self.chip = None
+        if card_face is not None:
+            card_face.wipe()
+        if chip is not None:
+            chip.wipe()
 
 
 class KioskServices:
@@ -276,14 +290,11 @@ class KioskServices:
 
     def _face(self, work: VisitWork, progress: FaceProgress, token: Token) -> None:
         try:
-            with work.lock:
-                if work.chip is None:
-                    if work.card_face is None:
-                        raise CollationRefused("no card camera: the card face cannot be read")
-                    work.chip = open_chip(work.card, work.card_face, self._challenge(), self.issuer_keys,
-                                          self.config.timeouts.card_read_s, progress)
-            outcome = capture_and_decide(self.engine, self.face_camera, work.chip, progress,
-                                         self.config.face.capture_frames)
+            if work.card_face is None:
+                raise CollationRefused("no card camera: the card face cannot be read")
+            chip = work.chip_read(lambda: self._start_chip_read(work))
+            outcome = capture_and_decide(self.engine, self.face_camera, chip, progress,
+                                         self.config.face.capture_frames, self.config.timeouts.card_read_s)
         except (CollationRefused, CollationMismatch, CollationBlocked, FaceError, ModelError) as exc:
             # no face path for this card now (照合番号B refused or spent, no face in the card photo,
             # models missing): PIN or staff instead
@@ -298,9 +309,23 @@ class KioskServices:
             return
         if outcome.match:
             self.post("face_passed", token, score=outcome.score, threshold=outcome.threshold, live=outcome.live,
-                      proof=work.chip.proof)
+                      proof=chip.poll().proof)
         else:
             self.post("face_failed", token, reason=outcome.reason)
+
+    def _start_chip_read(self, work: VisitWork) -> ChipRead:
+        """The visit's chip part (genuineness, 照合番号B, photo) on its own thread, taking turns on the card."""
+        card, card_face = work.card, work.card_face
+
+        def read():
+            with work.lock:
+                return open_chip(card, card_face, self._challenge(), self.issuer_keys,
+                                 self.config.timeouts.card_read_s)
+
+        chip = ChipRead(read, name=f"face-chip-{next(self._job_numbers)}")
+        with self._jobs_lock:  # stop() waits for it like any worker
+            self._jobs.add(chip.thread)
+        return chip.start()
 
     # ------------------------------------------------------------------ the terminal
 

@@ -272,6 +272,37 @@ class CardChannel:
                 check_sw(response.sw, action)
         return self._complete(bytearray(), action, limit)
 
+    def read_range(self, offset: int, length: int, action: str) -> bytearray:
+        """Exactly ``length`` bytes of the current EF from ``offset`` (one extended read, or short chunks).
+
+        Returns a bytearray so the caller can zero it. Raises ReadError when the EF ends first.
+        """
+        if length < 0 or offset + length > MAX_OFFSET + 1:
+            raise ReadError(f"{action}: bytes {offset}..{offset + length} are outside the 15-bit offset range")
+        data = bytearray()
+        if self.extended_reads and length > self.chunk_bytes:
+            response = self.read_binary(offset, length, extended=True)
+            if response.sw in (SW_OK, SW_END_OF_FILE):
+                data += response.data
+            elif response.sw in (SW_WRONG_LENGTH, 0x6D00, 0x6E00, 0x6A86):
+                log.debug("%s: extended READ BINARY refused (%04X); reading in short chunks", action, response.sw)
+                self.extended_reads = False
+            else:
+                check_sw(response.sw, action)
+        while len(data) < length:
+            at = offset + len(data)
+            response = self.read_binary(at, min(self.chunk_bytes, length - len(data)))
+            if response.sw == 0x6B00 or (response.sw in (SW_OK, SW_END_OF_FILE) and not response.data):
+                data[:] = bytes(len(data))
+                raise ReadError(f"{action}: EF ends at {at} bytes, before {offset + length}", sw=response.sw)
+            if response.sw != SW_END_OF_FILE:
+                check_sw(response.sw, action)
+            data += response.data
+        if len(data) > length:  # a card that answered more: zero the surplus before letting it go
+            data[length:] = bytes(len(data) - length)
+            del data[length:]
+        return data
+
     def _complete(self, data: bytearray, action: str, limit: int) -> bytes:
         """Go on reading short chunks after ``data`` until the object's length is covered."""
         total: int | None = None

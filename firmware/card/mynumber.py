@@ -26,7 +26,7 @@ from firmware.card.jpki import (
     TokenKind,
     sha256_digest_info,
 )
-from firmware.card.kenmen import CardFace, GenuinenessProof, KenmenApplication
+from firmware.card.kenmen import CardFace, GenuinenessProof, KenmenApplication, decode_photo
 from firmware.errors import CollationLedgerUnavailable, ReadError
 from hal.contracts import CardLink
 
@@ -145,12 +145,15 @@ class MyNumberCard:
         return self.kenmen.read_card_face()
 
     def read_photo(self):
-        """The card photo as an (H, W) uint8 greyscale array; the caller zeroes it after use."""
-        face = self.read_card_face()
+        """The card photo as an (H, W) uint8 greyscale array; the caller zeroes it after use.
+
+        Reads DF27 alone (after :meth:`verify_collation_b`), not the name and address images.
+        """
+        jp2 = self.kenmen.read_photo_jp2()
         try:
-            return face.photo_greyscale()
+            return decode_photo(bytes(jp2))
         finally:
-            face.wipe()
+            jp2[:] = bytes(len(jp2))
 
     def prove_genuine(self, nonce: bytes, issuer_keys, today: dt.date | None = None) -> GenuinenessProof:
         """Card genuineness without PIN: verified EF 0004 CVC + the card's signature over ``nonce``."""

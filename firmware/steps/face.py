@@ -1,11 +1,14 @@
-"""The face step: card face → 照合番号B → chip photo + genuineness → live capture → decision.
+"""The face step: live capture beside the chip (genuineness → card face → 照合番号B → photo) → decision.
 
 Order and why (docs/design.md, "What proves what"): the card camera's frames must pass the OCR gate
 before 照合番号B is sent once (an unsure reading spends no try); the photo and the card's
-signature over the terminal's challenge are read once per visit and kept for the retries; each try
-is one :class:`~firmware.face.session.FaceSession` with its own liveness challenge, which is wiped
-when the try ends. The card-face OCR starts at the tap (:class:`CardFaceRead`), so it overlaps the
-certificate read on the chip.
+signature over the terminal's challenge are read once per visit (:class:`ChipRead`, on its own
+thread) and kept for the retries; each try is one :class:`~firmware.face.session.FaceSession`
+with its own liveness challenge, which is wiped when the try ends. The card-face OCR starts at the
+tap (:class:`CardFaceRead`), so it overlaps the certificate read; the live capture starts with the
+face step, so it overlaps the chip read (about 2 s of wire at 115200 baud, longer than the
+capture). The cost: a patient whose card face then proves unreadable has done the challenge for
+nothing (the screen offers PIN or staff, no 照合番号B try spent).
 
 Everything here runs on a worker; progress goes to the screen through the session's
 :class:`~firmware.flow.session.FaceProgress` mailbox, the outcome to the flow as an event.
@@ -16,12 +19,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from firmware.errors import CollationRefused, FaceError
+from firmware.errors import CollationRefused, FaceError, ReadError
 from firmware.flow.session import FaceProgress, FaceSnapshot, Proof
 from hal.clock import JST
 
@@ -158,24 +162,95 @@ class ChipFace:
         self.photo.fill(0)
 
 
-def open_chip(card, card_face: CardFaceRead, challenge, issuer_keys, wait_s: float,
-              progress: FaceProgress) -> ChipFace:
-    """照合番号B once (behind the policy), then the photo and the card's signature over ``challenge``.
+def open_chip(card, card_face: CardFaceRead, challenge, issuer_keys, wait_s: float) -> ChipFace:
+    """The card's signature over ``challenge``, then 照合番号B once (behind the policy), then the photo.
+
+    The genuineness proof needs no 照合番号B, so it goes first: it fills the time the card-face
+    OCR (started at the tap) may still need.
 
     Raises:
         CollationRefused (no try spent), CollationMismatch / CollationBlocked (the card's answer),
         CardNotGenuine, and the card layer's errors.
     """
-    progress.publish(FaceSnapshot(step="card_face"))
-    reading = card_face.result(wait_s)
-    progress.publish(FaceSnapshot(step="chip"))
     today = dt.datetime.now(JST).date()
+    genuine = card.prove_genuine(challenge.nonce, issuer_keys, today)
+    reading = card_face.result(wait_s)
     card.verify_collation_b(reading.as_collation_b(), today)
     photo = card.read_photo()
-    genuine = card.prove_genuine(challenge.nonce, issuer_keys, today)
     proof = Proof(nonce=challenge.nonce, challenge_id=challenge.challenge_id, fresh=challenge.fresh,
                   genuineness=genuine.signature, cvc=genuine.card_certificate.raw)
     return ChipFace(photo, proof)
+
+
+class ChipRead:
+    """:func:`open_chip` on a thread of its own, once per visit, so the live capture runs beside it.
+
+    The face tries of a visit share it: the first starts it, later ones find it done. ``wipe()``
+    (the visit is over) zeroes the photo, now or as soon as a read still under way returns.
+    """
+
+    def __init__(self, read, name: str = "face-chip"):
+        self._read = read
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._chip: ChipFace | None = None
+        self._error: BaseException | None = None
+        self._wiped = False
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    @classmethod
+    def finished(cls, chip: ChipFace) -> ChipRead:
+        """A chip read that is already done (evaluation and tests)."""
+        read = cls(lambda: chip)
+        read._run()
+        return read
+
+    def start(self) -> ChipRead:
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            chip = self._read()
+        except BaseException as exc:  # handed to the face try that waits for it
+            with self._lock:
+                self._error = exc
+        else:
+            with self._lock:
+                if self._wiped:
+                    chip.wipe()
+                else:
+                    self._chip = chip
+        finally:
+            self._done.set()
+
+    def poll(self) -> ChipFace | None:
+        """The chip's part if it is done (None if not yet); raises what the read raised."""
+        if not self._done.is_set():
+            return None
+        with self._lock:
+            if self._error is not None:
+                raise self._error
+            if self._chip is None:
+                raise CollationRefused("the visit is over: the card photo was wiped")
+            return self._chip
+
+    def wait(self, timeout_s: float, stop: threading.Event) -> ChipFace | None:
+        """Wait for :meth:`poll` to answer; None if ``stop`` is set first. A read past ``timeout_s`` fails."""
+        deadline = time.monotonic() + timeout_s
+        while not self._done.wait(0.02):
+            if stop.is_set():
+                return None
+            if time.monotonic() > deadline:
+                raise ReadError(f"the card photo was not read within {timeout_s:g} s")
+        return self.poll()
+
+    def wipe(self) -> None:
+        with self._lock:
+            self._wiped = True
+            chip, self._chip = self._chip, None
+        if chip is not None:
+            chip.wipe()
 
 
 @dataclass(frozen=True)
@@ -196,16 +271,27 @@ def _preview(frame: np.ndarray, box) -> tuple[np.ndarray, tuple | None]:
     return small, (x0, y0, x1 - x0, y1 - y0)
 
 
-def capture_and_decide(engine: FaceEngine, camera, chip: ChipFace, progress: FaceProgress,
-                       max_frames: int) -> FaceOutcome:
-    """One try: a fresh challenge, live frames until the session is ready, then the decision."""
+def capture_and_decide(engine: FaceEngine, camera, chip: ChipRead, progress: FaceProgress,
+                       max_frames: int, chip_wait_s: float = 10.0) -> FaceOutcome:
+    """One try: a fresh challenge and live frames, beside the chip read; then the decision.
+
+    The card photo joins the session as soon as ``chip`` has it (between two frames). If the live
+    frames are ready first, the screen says the card is still being read and the try waits for
+    it. A chip read that fails (照合番号B refused, the card pulled) raises here, ending the try.
+    """
     from firmware.face.session import FaceSession
 
     with engine.lock:
         if progress.stop.is_set():
             return FaceOutcome(False, "stopped")
         with FaceSession(engine.pipeline(), liveness=engine.checker()) as session:
-            session.add_card_photo(chip.photo.copy())  # the session zeroes its copy; ours serves the retries
+            photo_added = False
+
+            def add_photo(part: ChipFace | None) -> bool:
+                if part is not None:  # the session zeroes its copy; ours serves the retries
+                    session.add_card_photo(part.photo.copy())
+                return part is not None
+
             challenge = session.start_capture()
             kind = challenge.kind.value if challenge is not None else None
             prompt = challenge.guidance.value if challenge is not None else "look_at_camera"
@@ -215,6 +301,7 @@ def capture_and_decide(engine: FaceEngine, camera, chip: ChipFace, progress: Fac
             for _ in range(max_frames):
                 if progress.stop.is_set():
                     return FaceOutcome(False, "stopped")
+                photo_added = photo_added or add_photo(chip.poll())
                 frame = camera.capture()
                 feedback = session.add_frame(frame, camera.frame_time_s())
                 prompts[feedback.prompt.value] = prompts.get(feedback.prompt.value, 0) + 1
@@ -228,6 +315,12 @@ def capture_and_decide(engine: FaceEngine, camera, chip: ChipFace, progress: Fac
             if not ready:
                 log.info("face try ended without a decision after %d frames (prompts: %s)", max_frames, prompts)
                 return FaceOutcome(False, "no_face")
+            if not photo_added:
+                progress.publish(FaceSnapshot(step="chip", challenge=kind))
+                part = chip.wait(chip_wait_s, progress.stop)
+                if part is None:
+                    return FaceOutcome(False, "stopped")
+                add_photo(part)
             progress.publish(FaceSnapshot(step="deciding", challenge=kind))
             try:
                 decision = session.decide()

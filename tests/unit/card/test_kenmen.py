@@ -195,3 +195,85 @@ def test_broken_photo_is_a_typed_error():
 def test_collation_repr_hides_digits(profile):
     info = profile("card")
     assert info.collation_b[:6] not in repr(collation(info.collation_b))
+
+
+def _ef0002_reads(history) -> list[tuple[int, int]]:
+    """(offset, Le) of every READ BINARY sent while EF 0002 was the current file."""
+    reads, current = [], None
+    for apdu, _ in history:
+        if apdu[1] == 0xA4 and apdu[2] == 0x02:
+            current = apdu[5:7]
+        elif apdu[1] == 0xA4:
+            current = None
+        elif apdu[1] == 0xB0 and current == b"\x00\x02":
+            le = int.from_bytes(apdu[-2:], "big") if len(apdu) == 7 else (apdu[4] or 256)
+            reads.append(((apdu[2] << 8) | apdu[3], le or 65536))
+    return reads
+
+
+@pytest.mark.parametrize("options", [{}, {"supports_extended_apdu": False}, {"max_response_bytes": 64}])
+def test_read_photo_reads_the_photo_alone(profile, reader_for, policy, options):
+    """The face path reads DF27 and the headers before it, not the name and address images."""
+    info = profile("card")
+    reader = reader_for(info, **options)
+    card = MyNumberCard(reader.wait_for_card(0), collation_policy=policy())
+    card.verify_collation_b(collation(info.collation_b), today=TODAY_JST)
+    photo = card.read_photo()
+    reads = _ef0002_reads(reader.history)
+    face = card.read_card_face()
+    record = info.directory.joinpath("ef", AID_KENMEN_KAKUNIN, "0002.bin").read_bytes()
+    try:
+        assert np.array_equal(photo, face.photo_greyscale())
+        assert sum(le for _, le in reads) <= len(face.photo_jp2) + 128 + 8 * 10
+        for image in (face.name_image, face.address_image, face.security_code_image):
+            middle = record.index(bytes(image)) + len(image) // 2
+            assert not any(offset <= middle < offset + le for offset, le in reads)
+    finally:
+        photo[...] = 0
+        face.wipe()
+
+
+class _RecordLink:
+    """A card that holds one EF 0002 (any bytes), answers SELECT and READ BINARY, nothing else."""
+
+    max_response_bytes = 256
+    supports_extended_apdu = False
+
+    def __init__(self, record: bytes):
+        self.record = record
+
+    def transmit(self, apdu: bytes):
+        if apdu[1] == 0xA4:
+            return b"", 0x9000
+        offset, le = (apdu[2] << 8) | apdu[3], apdu[4] or 256
+        if offset >= len(self.record):
+            return b"", 0x6B00
+        return self.record[offset:offset + le], 0x9000
+
+
+def _photo_from(record: bytes) -> bytes:
+    from firmware.card.apdu import CardChannel
+    from firmware.card.kenmen import KenmenApplication
+
+    return bytes(KenmenApplication(CardChannel(_RecordLink(record))).read_photo_jp2())
+
+
+def _tlv(tag: int, value: bytes) -> bytes:
+    from hal.sim.card.cvc_build import tlv
+
+    return tlv(tag, value)
+
+
+def test_photo_walk_follows_headers_across_reads_and_refuses_broken_records():
+    photo = b"\x00\x00\x00\x0cjP  \r\n\x87\n" + bytes(range(256)) * 12
+    # the name image is sized so that the next header straddles the first read's end
+    items = _tlv(0xDF22, b"19800217") + _tlv(0xDF25, b"n" * 108) + _tlv(0xDF26, b"a" * 1000) + _tlv(0xDF27, photo)
+    assert _photo_from(_tlv(0xFF20, items + _tlv(0xDF28, b"s" * 256))) == photo
+    with pytest.raises(PhotoError):
+        _photo_from(_tlv(0xFF20, _tlv(0xDF22, b"19800217") + _tlv(0xDF25, b"n" * 300)))
+    with pytest.raises(ReadError):  # not the card-face record
+        _photo_from(_tlv(0x30, items))
+    with pytest.raises(ReadError):  # an item claims more than its record holds
+        _photo_from(_tlv(0xFF20, b"\xdf\x22\x82\x10\x00" + b"x" * 10))
+    with pytest.raises(ReadError):  # the EF ends inside the photo
+        _photo_from(_tlv(0xFF20, items)[:-100])
