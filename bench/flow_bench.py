@@ -586,11 +586,13 @@ def one_visit(kiosk, hand: Pn532Hand, terminal, profile, path: str, acks: dict, 
               "last_apdu": apdus[-1][3] - tapped if apdus else None}
     if face is not None:
         f = face["first"]
+        deciding = f.get("deciding", acked)
+        capture_over = f.get("chip", deciding)  # "chip" shows only if the capture was ready first
         phases |= {"method_to_face": first.get("face", acked) - first.get("choose_method", acked),
-                   "face_card_face_wait": f.get("chip", acked) - f.get("card_face", acked),
-                   "face_chip": f.get("capture", acked) - f.get("chip", acked),
-                   "face_capture": f.get("deciding", acked) - f.get("capture", acked),
-                   "face_decide": first.get("checking", acked) - f.get("deciding", acked)}
+                   "face_to_capture": f.get("capture", acked) - first.get("face", acked),
+                   "face_capture": capture_over - f.get("capture", acked),
+                   "face_chip_wait": deciding - capture_over,
+                   "face_decide": first.get("checking", acked) - deciding}
     else:
         phases |= {"method_to_pin_checking": first.get("pin_checking", acked) - first.get("choose_method", acked),
                    "pin_checking": first.get("checking", acked) - first.get("pin_checking", acked)}

@@ -75,7 +75,7 @@ log = logging.getLogger(__name__)
 #: READ BINARY size that fits one ISO-DEP I-block with nfcpy's 256-byte frames: 256 − PCB − CRC(2)
 #: = 253 bytes of INF, minus the status word.
 PN532_MAX_RESPONSE_BYTES = 251
-SENSE_INTERVAL_S = 0.1
+SENSE_INTERVAL_S = 0.05  # tap → reading is part of every check-in; a PN532 sense is one short UART exchange
 FIX_HINT = (
     "check the reader is connected and its UART/USB device exists and is readable "
     "(group dialout/plugdev), that no other program holds it, and that the path names the driver, "
