@@ -387,7 +387,7 @@ class CheckInFlow(StateMachine):
             session.proof = proof
             session.method = "smartphone"
         session.pin.wipe()  # the smartphone PIN has done its work
-        session.methods = self._methods_for(facts.token_kind)
+        self._offer()
         if not self.read_a_phone(facts) or proof is not None:
             if facts.cert_status != CertStatus.UNUSABLE.value:
                 self.services.request_context(session)
@@ -398,16 +398,19 @@ class CheckInFlow(StateMachine):
             methods = tuple(m for m in methods if m != "face")
         return methods
 
+    def _offer(self, rule_out: str | None = None) -> None:
+        """The method screen's choices: the token's methods, less those ruled out, less face for a proxy."""
+        session = self.session
+        if rule_out is not None:
+            session.ruled_out = session.ruled_out | {rule_out}
+        kind = session.card.token_kind if session.card else "card"
+        session.methods = tuple(m for m in self._methods_for(kind)
+                                if m not in session.ruled_out and not (session.proxy and m == "face"))
+
     def toggle_proxy(self, **_) -> None:
         """代理の方が操作: a helper operates. Face matching is the holder's own, so it is not offered."""
-        session = self.session
-        session.proxy = not session.proxy
-        base = self._methods_for(session.card.token_kind if session.card else "card")
-        if "face" not in session.methods and session.face_tries_left <= 0:
-            base = tuple(m for m in base if m != "face")
-        if "pin" not in session.methods and session.pin_tries_left == 0:
-            base = tuple(m for m in base if m != "pin")
-        session.methods = tuple(m for m in base if not (session.proxy and m == "face"))
+        self.session.proxy = not self.session.proxy
+        self._offer()
 
     def keep_face_pass(self, score: float | None = None, threshold: float | None = None, live=None,
                        proof: Proof | None = None, **_) -> None:
@@ -420,16 +423,15 @@ class CheckInFlow(StateMachine):
         session = self.session
         session.face_tries_left -= 1
         if session.face_tries_left <= 0:
-            session.methods = tuple(m for m in session.methods if m != "face")
+            self._offer(rule_out="face")
             session.notice = "face_tries_used"
         else:
             session.notice = "face_not_live" if reason == "not_live" else "face_no_match"
 
     def drop_face(self, error: BaseException | None = None, **_) -> None:
         """The face path cannot be used for this card now (unsure card face, 照合番号B refused…)."""
-        session = self.session
-        session.methods = tuple(m for m in session.methods if m != "face")
-        session.notice = type(error).__name__ if error is not None else "face_unavailable"
+        self._offer(rule_out="face")
+        self.session.notice = type(error).__name__ if error is not None else "face_unavailable"
 
     def keep_pin_tries(self, tries_left: int | None = None, **_) -> None:
         self.session.pin_tries_left = tries_left
@@ -448,7 +450,7 @@ class CheckInFlow(StateMachine):
         session = self.session
         session.pin.wipe()
         session.pin_tries_left = 0
-        session.methods = tuple(m for m in session.methods if m != "pin")
+        self._offer(rule_out="pin")
         session.notice = "pin_locked"
 
     def phone_pin_locked(self, **_) -> None:

@@ -123,6 +123,7 @@ class CheckInSession:
     card: CardFacts | None = None
     method: str = "none"
     methods: tuple[str, ...] = ()  # offered on the method screen: face / pin / visual
+    ruled_out: frozenset[str] = frozenset()  # methods this visit has used up (face tries, face unusable, PIN locked)
     notice: str = ""  # a message key the next screen shows (why we are back here, what to do)
     error_kind: str = ""  # class name of the error that ended the check-in, for the screen
     error_lineage: tuple[str, ...] = ()  # that class and its bases, most specific first

@@ -125,6 +125,20 @@ def test_an_unsure_card_face_spends_no_try_and_offers_pin_or_staff(flow, error):
     assert flow.session.notice == type(error).__name__ and flow.session.face_tries_left == 3
 
 
+@pytest.mark.parametrize("rule_out", ["face_unavailable", "face_tries_used"])
+def test_a_proxy_switched_off_again_does_not_bring_back_a_face_ruled_out(make_flow, rule_out):
+    flow = make_flow(face=Face(max_tries=1))
+    tap(flow)
+    flow.send("choose_face")
+    if rule_out == "face_unavailable":
+        flow.send("face_unavailable", error=CollationRefused("unsure"))
+    else:
+        flow.send("face_failed", reason="no_match")
+    flow.send("proxy")
+    flow.send("proxy")
+    assert not flow.session.proxy and flow.session.methods == ("pin", "visual")
+
+
 def test_staff_visual_check_chosen_or_forced_and_refused(flow, services):
     tap(flow)
     flow.send("choose_pin")
