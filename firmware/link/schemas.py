@@ -561,3 +561,12 @@ def command_id(payload: bytes) -> str:
     except (ValueError, AttributeError, RecursionError, MessageError):
         return ""
     return value if isinstance(value, str) and re.fullmatch(COMMAND_ID_PATTERN, value) else ""
+
+
+#: Every message on the link, by its topic leaf (``uketsuke/v1/{site}/{reader}/<leaf>``).
+MESSAGES: dict[str, type[_Message]] = {
+    "status": StatusMessage, "event": EventMessage, "result": ResultMessage, "ack": AckMessage,
+    "cmd": Command, "reply": Reply, "challenge_request": ChallengeRequest, "challenge": ChallengeOffer,
+    "context_request": ContextRequest, "context": ContextAnswer,
+    "registration_request": RegistrationRequest, "registration": RegistrationAnswer,
+}
