@@ -162,7 +162,16 @@ Text = Annotated[str, Field(pattern=LINE_PATTERN, max_length=TEXT_MAX, json_sche
 Problem = Text
 StateCode = Annotated[str, Field(pattern=STATE_PATTERN, max_length=40)]
 DetailCode = Annotated[str, Field(pattern=DETAIL_PATTERN, max_length=64)]
-Score = Annotated[float, Field(ge=-1.0, le=1.0, allow_inf_nan=False)]  # cosine similarity
+
+
+def _clamp_rounding(value: Any) -> Any:
+    """float32 cosines of near-identical faces come out as 1.0000001: that is 1, not an error."""
+    if isinstance(value, float) and 1.0 < abs(value) <= 1.0 + 1e-5:
+        return 1.0 if value > 0 else -1.0
+    return value
+
+
+Score = Annotated[float, Field(ge=-1.0, le=1.0, allow_inf_nan=False), BeforeValidator(_clamp_rounding)]  # cosine
 
 
 def _b64(kind: str, min_chars: int):

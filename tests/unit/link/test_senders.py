@@ -123,3 +123,15 @@ def test_the_config_and_the_contracts_agree():
         with pytest.raises(ValidationError, match="individual number"):
             Config(reader_id=bad)
     assert Config(site_id="1312345678", reader_id="reader-01").site_id == "1312345678"  # a 10-digit clinic code
+
+
+def test_a_cosine_of_one_with_float_rounding_is_one():
+    import numpy as np
+
+    from tests.unit.foundation.test_link_contracts import result
+
+    assert result(face_score=float(np.float32(1.0000001)), face_threshold=0.41).face_score == 1.0
+    assert result(face_score=np.float64(0.5)).face_score == 0.5
+    for bad in (1.01, float("nan"), float("inf")):
+        with pytest.raises(ValidationError):
+            result(face_score=bad)
