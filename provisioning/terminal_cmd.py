@@ -106,7 +106,7 @@ def send(
     try:
         Command(cmd=command, args=args)  # the arguments fit the command (schemas.COMMAND_ARGS)?
     except ValidationError as exc:
-        raise typer.BadParameter(f"{command.value}: {exc.errors()[0]['msg']}") from None
+        raise typer.BadParameter(f"{command.value}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
     broker, config_site = _broker(config, host, port, protocol)
     site = site or config_site or "demo-clinic"
     terminal = ReferenceTerminal(broker, site=site, name=None)  # its own random client id, no session

@@ -189,7 +189,6 @@ CertB64 = _b64("cert", 4)
 SignatureB64 = _b64("signature", 4)
 CvcB64 = _b64("cvc", 4)
 NonceB64 = _b64("nonce", 8)
-Base64 = CertB64  # the name of before
 
 
 class Method(StrEnum):
