@@ -11,6 +11,9 @@ Threads (docs/design.md, "Runtime"):
   publishes status and events, and notices another kiosk on our reader id.
 - ``link-commands`` checks, parses and runs the terminal's commands and publishes the replies, so a
   slow command never delays delivery and a hostile one never reaches paho's thread.
+- ``link-answers`` parses the terminal's answers (challenge offers, context and registration
+  answers) and calls ``on_context`` / ``on_registration`` / ``on_answer`` (the last for each result's
+  first ack, handed over by the sender). Callbacks run there, with no lock of ours held.
 
 Replies: the payload's ``id`` is the command's (works over MQTT 3.1.1). Over MQTT 5 a command may
 also name a ``ResponseTopic`` and carry ``CorrelationData``: the reply then goes to that topic with
@@ -18,9 +21,6 @@ the same correlation data, if the topic is our own ``reply`` topic or one level 
 (``…/reply/<token>``, so a requester can listen on its own); any other topic is ignored (the reply
 goes to ``…/reply``): a sender must not make a reader publish where it likes. Correlation data
 longer than ``MAX_CORRELATION_BYTES`` is not echoed.
-- ``link-answers`` parses the terminal's answers (challenge offers, context and registration
-  answers) and calls ``on_context`` / ``on_registration`` / ``on_answer`` (the last for each result's
-  first ack, handed over by the sender). Callbacks run there, with no lock of ours held.
 
 Challenges: the kiosk keeps a small pool of the terminal's single-use challenges so that a tap
 never waits for a round trip. ``take_challenge`` pops one (never the same twice, never one past its
