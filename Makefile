@@ -11,7 +11,7 @@ APT_PACKAGES := python3-venv python3-dev gcc pkg-config \
 	mosquitto mosquitto-clients openssl fonts-ipaexfont-gothic
 export PYGAME_HIDE_SUPPORT_PROMPT := 1
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint bench schemas clean
 
 setup: .stamp-apt .stamp-venv
 
@@ -37,6 +37,11 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check .
+
+## The link's JSON Schemas (docs/schemas/*.schema.json) from firmware/link/schemas.py; commit them.
+## A unit test fails while they are stale (tests/unit/link/test_schema_export.py).
+schemas: setup
+	$(BIN)/python -m firmware.link.export_schemas
 
 ## Benchmarks with side-by-side baselines; results go to bench/results/*.json.
 bench: setup

@@ -12,10 +12,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 from firmware.errors import CommandRefused
 from firmware.flow.runner import FlowRunner
-from firmware.link.schemas import Command, CommandName
+from firmware.link.schemas import LANGUAGES, Command, CommandName
 
-LANGUAGES = ("ja", "en", "zh", "ko", "vi", "pt")
 ANSWER_WITHIN_S = 2.0
+
 #: Commands that only post a flow event (no token: they apply to whatever visit is on screen).
 #: The reply's detail says whether the flow took it (``accepted``); a flow in another state refuses quietly.
 POSTED_EVENTS = {

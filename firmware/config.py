@@ -8,11 +8,12 @@ fixes it on site with a text editor), so :func:`load_config` turns pydantic's re
 from __future__ import annotations
 
 import datetime as dt
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from firmware.errors import ConfigError
 from hal.clock import DEFAULT_NOT_BEFORE
@@ -20,7 +21,17 @@ from hal.errors import BadBackend
 from hal.registry import parse_spec
 
 Language = Literal["ja", "en", "zh", "ko", "vi", "pt"]
-Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
+
+
+def _not_number_like(value: str) -> str:
+    # The ids travel in every link message, which refuse anything like the 12-digit individual number
+    # (firmware.link.schemas.NUMBER_LIKE): better refused here, at load, than on the first result.
+    if re.search(r"[0-9]{4}[ -]?[0-9]{4}[ -]?[0-9]{4}", value):
+        raise ValueError("must not hold 12 digits (alone or as 4-4-4): that reads like an individual number")
+    return value
+
+
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"), AfterValidator(_not_number_like)]
 
 
 class _Strict(BaseModel):

@@ -9,11 +9,12 @@ from enum import StrEnum
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from firmware.card.cvc import CvcError, load_issuer_keys
 from firmware.config import Broker, load_config
-from firmware.link.schemas import CommandName
+from firmware.link.schemas import Command, CommandName
 from terminal.app import ReferenceTerminal
 from terminal.registry import Registry, RegistryError
 
@@ -101,6 +102,11 @@ def send(
     language: str = typer.Option("", help="For set_language."),
 ) -> None:
     """Send one staff command to a reader and print its reply."""
+    args = {"language": language} if language else {}
+    try:
+        Command(cmd=command, args=args)  # the arguments fit the command (schemas.COMMAND_ARGS)?
+    except ValidationError as exc:
+        raise typer.BadParameter(f"{command.value}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
     broker, config_site = _broker(config, host, port, protocol)
     site = site or config_site or "demo-clinic"
     terminal = ReferenceTerminal(broker, site=site, name=None)  # its own random client id, no session
@@ -108,10 +114,9 @@ def send(
     if not terminal.wait_connected(10):
         terminal.stop()
         raise typer.BadParameter(f"broker {broker.host}:{broker.port} unreachable")
-    args = {"language": language} if language else {}
     sent = terminal.send_command(site, reader, command, **args)
-    if terminal.wait_for(lambda view: any(r.id == sent.id for r in view.replies), 10):
-        reply = next(r for r in terminal.view.replies if r.id == sent.id)
+    if terminal.wait_for(lambda view: sent.id in view.replies_by_command, 10):
+        reply = terminal.view.replies_by_command[sent.id]
         console.print_json(reply.model_dump_json())
         terminal.stop()
         if not reply.ok:

@@ -14,7 +14,10 @@ answers no requests.
 
 The listening terminal keeps a persistent session (MQTT 5 session expiry, or a 3.1.1 session
 without clean start) under a stable client id, so results published while it is offline wait for
-it at the broker. Staff commands (start, cancel, visual_ok, …) go out with :meth:`send_command`.
+it at the broker. Staff commands (start, cancel, visual_ok, …) go out with :meth:`send_command`;
+over MQTT 5 each names the reader's ``reply`` topic as its ``ResponseTopic`` and its id as
+``CorrelationData``, and a reply is matched by that correlation data when it has some (so a command
+whose payload id the kiosk could not read still gets its reply), else by the payload's ``id``.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from firmware.link.schemas import (
     StatusMessage,
     now_utc,
     parse,
+    safe_text,
     topic,
 )
 from terminal.registry import Registry
@@ -74,6 +78,7 @@ class TerminalView:
     statuses: dict[str, str] = field(default_factory=dict)
     events: list[EventMessage] = field(default_factory=list)
     replies: list[Reply] = field(default_factory=list)
+    replies_by_command: dict[str, Reply] = field(default_factory=dict)  # command id (correlation) → reply
     errors: list[str] = field(default_factory=list)
     acknowledged: set[str] = field(default_factory=set)  # result ids we have acked at least once
     problems: dict[str, list[str]] = field(default_factory=dict)  # site/reader → its problem lines
@@ -169,7 +174,12 @@ class ReferenceTerminal:
 
     def send_command(self, site: str, reader: str, name: CommandName, **args) -> Command:
         command = Command(cmd=name, args=args)
-        self._client.publish(topic(site, reader, "cmd"), command.to_json(), qos=1)
+        properties = None
+        if self._v5:  # MQTT 5 request/response; the payload id alone serves 3.1.1
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.ResponseTopic = topic(site, reader, "reply")
+            properties.CorrelationData = command.id.encode()
+        self._client.publish(topic(site, reader, "cmd"), command.to_json(), qos=1, properties=properties)
         return command
 
     def _say(self, line: str) -> None:
@@ -208,6 +218,8 @@ class ReferenceTerminal:
                 outgoing.append((leaf_out, payload))
             else:
                 ack, line = self._record(site, reader, parsed)
+                if isinstance(parsed, Reply):
+                    self._correlate(parsed, getattr(message.properties, "CorrelationData", None))
             self._changed.notify_all()
         if line:
             self._say(line)
@@ -239,6 +251,17 @@ class ReferenceTerminal:
         line = f"[{site}/{reader}] insurance-use registration: {'done' if ok else 'refused'}"
         return "registration", answer.to_json(), line + (f" ({reason})" if reason else "")
 
+    def _correlate(self, reply: Reply, correlation: bytes | None) -> None:
+        """File a reply under its command's id: the MQTT 5 correlation data if it is one of ours, else ``id``."""
+        command = reply.id
+        if correlation:
+            try:
+                command = Command(cmd=CommandName.PING, id=correlation.decode()).id  # checks the id's form
+            except (UnicodeDecodeError, ValueError):
+                pass
+        if command:
+            self.view.replies_by_command[command] = reply
+
     def _record(self, site: str, reader: str, parsed) -> tuple[AckMessage | None, str | None]:
         """Keep what arrived (under ``_changed``): the ack to send, and a line to print."""
         if isinstance(parsed, ResultMessage):
@@ -254,8 +277,8 @@ class ReferenceTerminal:
                 log.exception("verifying result %s failed", parsed.id)
                 verification = Verification(False, False, ("the terminal could not check the proof",))
             eligibility = self.registry.eligibility(base64.b64decode(parsed.cert_der_b64))
-            ack = AckMessage(id=parsed.id, verified=verification.verified, problems=list(verification.problems),
-                             eligibility=eligibility)
+            ack = AckMessage(id=parsed.id, verified=verification.verified,
+                             problems=[safe_text(p) for p in verification.problems][:20], eligibility=eligibility)
             self.view.results.append(parsed)
             self.view.verifications[parsed.id] = verification
             self.view.answers[parsed.id] = ack

@@ -18,6 +18,8 @@ MAX_RESULT_BYTES = 64 * 1024
 MAX_REQUEST_BYTES = 24 * 1024
 #: Status, event, ack, reply, challenge, context and registration answers are small.
 MAX_SMALL_BYTES = 8 * 1024
+#: MQTT 5 ``CorrelationData`` of a command that the kiosk echoes on its reply; longer is not echoed.
+MAX_CORRELATION_BYTES = 64
 #: The deepest our own contracts go is 3 (object → consent/detail/args → value).
 MAX_JSON_DEPTH = 8
 

@@ -15,6 +15,13 @@ Threads (docs/design.md, "Runtime"):
   answers) and calls ``on_context`` / ``on_registration`` / ``on_answer`` (the last for each result's
   first ack, handed over by the sender). Callbacks run there, with no lock of ours held.
 
+Replies: the payload's ``id`` is the command's (works over MQTT 3.1.1). Over MQTT 5 a command may
+also name a ``ResponseTopic`` and carry ``CorrelationData``: the reply then goes to that topic with
+the same correlation data, if the topic is our own ``reply`` topic or one level under it
+(``…/reply/<token>``, so a requester can listen on its own); any other topic is ignored (the reply
+goes to ``…/reply``): a sender must not make a reader publish where it likes. Correlation data
+longer than ``MAX_CORRELATION_BYTES`` is not echoed.
+
 Challenges: the kiosk keeps a small pool of the terminal's single-use challenges so that a tap
 never waits for a round trip. ``take_challenge`` pops one (never the same twice, never one past its
 expiry) and the sender asks the terminal for more (``challenge_request``) whenever the pool is short,
@@ -32,6 +39,7 @@ from __future__ import annotations
 import base64
 import logging
 import queue
+import re
 import secrets
 import threading
 import time
@@ -42,10 +50,11 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from pydantic import ValidationError
 
 from firmware.config import Broker
 from firmware.errors import CommandRefused, MessageError, OutboxError
-from firmware.link.limits import MAX_COMMAND_BYTES, MAX_SMALL_BYTES
+from firmware.link.limits import MAX_COMMAND_BYTES, MAX_CORRELATION_BYTES, MAX_SMALL_BYTES
 from firmware.link.outbox import Outbox
 from firmware.link.schemas import (
     AckMessage,
@@ -62,7 +71,9 @@ from firmware.link.schemas import (
     ResultMessage,
     StatusMessage,
     command_id,
+    event_code,
     parse,
+    safe_text,
     topic,
 )
 from firmware.supervisor import Supervised
@@ -84,6 +95,8 @@ _ANSWER_LEAVES = ("challenge", "context", "registration")
 #: PUBACK reason codes that will not change on a resend: the result is parked, not retried.
 _PERMANENT_REFUSALS = {0x80, 0x83, 0x87, 0x90, 0x93, 0x95, 0x99}
 _STOP = ("stop",)
+#: The last level of a response topic under our ``reply`` topic (``…/reply/<token>``).
+_RESPONSE_SUFFIX = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class KioskLink:
@@ -278,7 +291,8 @@ class KioskLink:
 
     def publish_event(self, state: str, detail: str = "") -> None:
         """Best-effort progress for staff screens; dropped while offline."""
-        event = EventMessage(reader=self.reader, state=state, detail=detail[:200])
+        state, detail = event_code(state, detail)  # codes only: what does not fit goes as "other"
+        event = EventMessage(reader=self.reader, state=state, detail=detail)
         self._work.put(("event", event.to_json()))
 
     def publish_status(self, problems: list[str]) -> None:
@@ -354,7 +368,9 @@ class KioskLink:
         leaf = message.topic.rsplit("/", 1)[-1]
         payload = message.payload
         if leaf == "cmd":
-            item = (payload if len(payload) <= MAX_COMMAND_BYTES else None, len(payload), bool(message.retain))
+            properties = getattr(message, "properties", None)  # MQTT 5 only
+            item = (payload if len(payload) <= MAX_COMMAND_BYTES else None, len(payload), bool(message.retain),
+                    getattr(properties, "ResponseTopic", None), getattr(properties, "CorrelationData", None))
             try:
                 self._commands.put_nowait(item)
             except queue.Full:
@@ -582,8 +598,9 @@ class KioskLink:
     # -- connection and presence
 
     def _status(self, state: str) -> StatusMessage:
+        problems = [safe_text(line) for line in self._problems] if state == "online" else []
         return StatusMessage(reader=self.reader, state=state, software=self.software, instance=self.instance,
-                             problems=self._problems if state == "online" else [])
+                             problems=problems)
 
     def _publish_status(self) -> None:
         if self.connected:
@@ -718,35 +735,62 @@ class KioskLink:
             item = self._commands.get()
             if item is None:
                 return
-            payload, size, retained = item
+            payload, size, retained, response_topic, correlation = item
             if retained:
                 log.warning("ignored a retained command (%d bytes): commands are never retained", size)
                 continue
             try:
-                self._run_command(payload, size)
+                self._run_command(payload, size, self._response_to(response_topic, correlation))
             except Exception:
                 log.exception("a command could not be answered")
 
-    def _run_command(self, payload: bytes | None, size: int) -> None:
+    def _response_to(self, response_topic: str | None, correlation: bytes | None) -> tuple[str, bytes | None]:
+        """Where a command's reply goes, and the correlation data it echoes (MQTT 5; see the docstring)."""
+        own = self.topic("reply")
+        where = own
+        if response_topic is not None and response_topic != own:
+            suffix = response_topic[len(own) + 1:] if response_topic.startswith(own + "/") else ""
+            if _RESPONSE_SUFFIX.fullmatch(suffix):
+                where = response_topic
+            else:
+                log.warning("a command named a response topic that is not ours (%d characters); "
+                            "replying on %s", len(response_topic), own)
+        if correlation is not None and len(correlation) > MAX_CORRELATION_BYTES:
+            log.warning("correlation data of %d bytes not echoed (limit %d)", len(correlation),
+                        MAX_CORRELATION_BYTES)
+            correlation = None
+        return where, (bytes(correlation) if correlation is not None else None)
+
+    def _run_command(self, payload: bytes | None, size: int,
+                     response: tuple[str, bytes | None] | None = None) -> None:
+        response = response or (self.topic("reply"), None)
         if payload is None:
             log.warning("command of %d bytes refused (limit %d)", size, MAX_COMMAND_BYTES)
-            self._reply(Reply(id="", ok=False, error=f"payload is {size} bytes; the limit is {MAX_COMMAND_BYTES}"))
+            self._reply(Reply(id="", ok=False, error=f"payload is {size} bytes; the limit is {MAX_COMMAND_BYTES}"),
+                        *response)
             return
         try:
             command = parse(Command, payload, MAX_COMMAND_BYTES)
         except MessageError as exc:
             log.warning("bad command: %s", exc)
-            self._reply(Reply(id=command_id(payload), ok=False, error=str(exc)))
+            self._reply(Reply(id=command_id(payload), ok=False, error=safe_text(exc)), *response)
             return
         try:
             detail = self.on_command(command) if self.on_command else None
+            reply = Reply(id=command.id, ok=True, detail=detail or {})
+        except ValidationError:  # our own handler answered outside the reply contract
+            log.error("command %s: the answer does not fit the reply contract", command.cmd.value)
+            reply = Reply(id=command.id, ok=False, error="the kiosk's answer did not fit the reply contract")
         except Exception as exc:  # a command must never take the link down; the terminal hears why
             log.warning("command %s failed: %s", command.cmd.value, type(exc).__name__)
             error = str(exc) if isinstance(exc, CommandRefused) else f"{type(exc).__name__} (see the kiosk's log)"
-            self._reply(Reply(id=command.id, ok=False, error=error[:240]))
-            return
-        self._reply(Reply(id=command.id, ok=True, detail=detail or {}))
+            reply = Reply(id=command.id, ok=False, error=safe_text(error))
+        self._reply(reply, *response)
 
-    def _reply(self, reply: Reply) -> None:
-        self._client.publish(self.topic("reply"), reply.to_json(), qos=1)
+    def _reply(self, reply: Reply, where: str | None = None, correlation: bytes | None = None) -> None:
+        properties = None
+        if self._v5 and correlation is not None:
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.CorrelationData = correlation
+        self._client.publish(where or self.topic("reply"), reply.to_json(), qos=1, properties=properties)
 
