@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="rss-probe-") as scratch:
         profile = demo_catalogue(Path(scratch), ["card-valid"])["card-valid"]
         seed = face_seed_of(profile.directory)
+        probe.mark("after_sim_card_profile")  # generating the virtual card (keys, JPEG 2000): bench only
         from bench.flow_bench import warm_sim_person
 
         warm_sim_person(profile)
