@@ -7,9 +7,13 @@ With glibc's defaults two things keep freed frames resident (docs/notes/flow-ben
 * **per-thread arenas** — up to 8 × cores of them, each keeping the memory its threads freed;
   ``M_ARENA_MAX`` = 2 caps them (the kiosk's threads take turns on the heavy work anyway);
 * **the dynamic mmap threshold** — a freed mmap'd block raises the threshold to its size (up to
-  32 MB), so afterwards frames and model temporaries come from the arenas and stay there once freed.
-  Fixing ``M_MMAP_THRESHOLD`` (256 KiB) turns that adjustment off: a big buffer is mmap'd and goes back
-  to the kernel when freed, which is also where a frame's pages should go.
+  32 MB), so afterwards even card frames come from the arenas and stay there once freed. Fixing
+  ``M_MMAP_THRESHOLD`` at 2 MiB turns that adjustment off: a card-camera frame (3.7 MB, the holder's
+  photo and birth date) is mmap'd and its pages go back to the kernel when it is freed, while face
+  frames (0.9 MB) and the OCR's temporaries (≤ 1.2 MB) stay on malloc's fast path. 256 KiB saved
+  more in the probe (mostly the simulator's cached poses) but mmap'd every face frame and OCR
+  temporary: ~2,400 page faults and +7-10 ms of system time per OCR frame, and the probe's OCR and
+  face loops took 1.6-1.9× as long on the 2-core VM (docs/notes/flow-bench.md).
 
 Why ``mallopt`` from the process and not ``MALLOC_ARENA_MAX`` / a re-exec: the setting then travels
 with the code (``uketsuke run``, the demo, the benchmarks), needs no change to the systemd unit and
@@ -38,7 +42,7 @@ M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
 
 ARENA_MAX = 2
-MMAP_THRESHOLD_BYTES = 256 * 1024
+MMAP_THRESHOLD_BYTES = 2 * 1024 * 1024
 
 _lock = threading.Lock()
 _applied: dict[str, int] | None = None
@@ -62,7 +66,7 @@ def tune_malloc(*, arena_max: int = ARENA_MAX, mmap_threshold_bytes: int = MMAP_
     """Apply the kiosk's malloc settings once per process; later calls return what was applied.
 
     Returns:
-        The settings applied (``{"arena_max": 2, "mmap_threshold_bytes": 262144}``, without those the
+        The settings applied (``{"arena_max": 2, "mmap_threshold_bytes": 2097152}``, without those the
         environment already set), or None when the C library is not glibc.
     """
     global _applied

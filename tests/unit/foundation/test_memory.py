@@ -33,8 +33,8 @@ def test_the_settings_are_applied_once(fresh):
     libc = FakeLibc()
     first = memory.tune_malloc(libc_loader=lambda: libc)
     again = memory.tune_malloc(libc_loader=lambda: libc)
-    assert first == again == {"arena_max": 2, "mmap_threshold_bytes": 256 * 1024}
-    assert libc.mallopt_calls == [(memory.M_ARENA_MAX, 2), (memory.M_MMAP_THRESHOLD, 256 * 1024)]
+    assert first == again == {"arena_max": 2, "mmap_threshold_bytes": 2 * 1024 * 1024}
+    assert libc.mallopt_calls == [(memory.M_ARENA_MAX, 2), (memory.M_MMAP_THRESHOLD, 2 * 1024 * 1024)]
 
 
 def test_without_glibc_nothing_is_called_and_none_is_returned(fresh):
@@ -45,8 +45,8 @@ def test_without_glibc_nothing_is_called_and_none_is_returned(fresh):
 def test_an_operators_environment_setting_wins(fresh, monkeypatch):
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     libc = FakeLibc()
-    assert memory.tune_malloc(libc_loader=lambda: libc) == {"mmap_threshold_bytes": 256 * 1024}
-    assert libc.mallopt_calls == [(memory.M_MMAP_THRESHOLD, 256 * 1024)]
+    assert memory.tune_malloc(libc_loader=lambda: libc) == {"mmap_threshold_bytes": 2 * 1024 * 1024}
+    assert libc.mallopt_calls == [(memory.M_MMAP_THRESHOLD, 2 * 1024 * 1024)]
 
 
 def test_release_free_memory_trims_the_heap():
