@@ -789,6 +789,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--verbose", action="store_true", help="print each visit's phases")
     parser.add_argument("--no-write", action="store_true", help="print only (quick runs)")
     args = parser.parse_args(argv)
+    from firmware.memory import release_free_memory, tune_malloc
+
+    tune_malloc()  # as `uketsuke run` does: the bench measures a kiosk process
     os.environ["SDL_VIDEODRIVER"] = "dummy"
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
@@ -812,6 +815,7 @@ def main(argv: list[str]) -> int:
         memory = {"after_imports": rss_mb()}
         engine = FaceEngine.shared(config.face.passive_liveness)
         engine.warm_up()
+        release_free_memory()  # as Kiosk's warm-up does
         memory["after_model_load"] = rss_mb()
         warm_sim_person(profile)
         memory["after_sim_poses"] = rss_mb()

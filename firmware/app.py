@@ -31,6 +31,7 @@ from firmware.flow.runner import FlowRunner
 from firmware.flow.session import CheckInSession, Token
 from firmware.link.mqtt import KioskLink
 from firmware.link.outbox import Outbox
+from firmware.memory import release_free_memory
 from firmware.problems import Problems
 from firmware.supervisor import Supervised
 from firmware.visit import KioskServices, Outputs
@@ -130,6 +131,7 @@ class Kiosk:
     def _warm_up(self, _stopping) -> None:
         """Load the face models and the OCR before the first patient needs them."""
         self.services.engine.warm_up()
+        release_free_memory()  # the models' parse buffers (~25 MB of freed heap, docs/notes/flow-bench.md)
         return 24 * 3600.0  # loaded: nothing more to do (a failure is reported and retried)
 
     @property

@@ -44,6 +44,9 @@ def register(app: typer.Typer) -> None:
         list_scenarios: bool = typer.Option(False, help="Print the demo's scenarios and exit."),
     ) -> None:
         """Start the kiosk."""
+        from firmware.memory import tune_malloc
+
+        tune_malloc()  # before the kiosk's threads exist: arenas made earlier are not capped
         from ui.scenarios import BY_NAME, SCENARIOS
 
         if list_scenarios:

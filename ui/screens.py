@@ -127,6 +127,13 @@ class Drawn:
     role: str  # title | text | notice | button | key | pin | staff
 
 
+#: Text measurements kept per renderer. A face screen measures ~70 strings a frame (wrapping and
+#: shrinking to fit, the same strings every frame); every screen of a visit together needs a few
+#: hundred. The strings are the catalogue's, formatted with counts only (tries left, days left), the
+#: staff's device problems, and ● masks for the PIN (never a digit typed): nothing that names the
+#: patient. Still, the tries and days left belong to the visit, so the cache is emptied at idle.
+MEASURE_CACHE_MAX = 512
+
 _TOKENS = re.compile(r"[A-Za-z0-9'’\-.,:;!?()/%]+\s*|\s+|.[、。，．）」』！？：；ー]*")
 
 
@@ -137,7 +144,8 @@ class ScreenRenderer:
     7"-like 154 mm wide panel). ``mirror_preview`` shows the camera preview like a mirror.
     """
 
-    def __init__(self, size: tuple[int, int] = SIZE, px_per_mm: float | None = None, mirror_preview: bool = True):
+    def __init__(self, size: tuple[int, int] = SIZE, px_per_mm: float | None = None, mirror_preview: bool = True,
+                 *, measure_cache: int = MEASURE_CACHE_MAX):
         if not pygame.freetype.get_init():
             pygame.freetype.init()
         self.size = (int(size[0]), int(size[1]))
@@ -156,14 +164,32 @@ class ScreenRenderer:
         self.drawn: list[Drawn] = []
         self.regions: dict[str, pygame.Rect] = {}  # named areas of the last render (pin_field, preview)
         self._preview_map: tuple[pygame.Rect, float, int, bool] | None = None
+        #: (text, size) → the font's rect for it, oldest first; at most ``measure_cache`` entries, emptied
+        #: whenever the screen returns to idle (see :data:`MEASURE_CACHE_MAX`). The font's style and
+        #: padding are set once above, so text and size are the whole key.
+        self._measure_cap = max(0, int(measure_cache))
+        self._measured: dict[tuple[str, int], tuple[int, int, int, int]] = {}
+        self._last_state = ""
 
     # ------------------------------------------------------------------ text
 
+    def _rect(self, text: str, size: int) -> pygame.Rect:
+        """``font.get_rect(text, size=size)``, memoised (a new Rect each call: callers move it)."""
+        key = (text, size)
+        found = self._measured.get(key)
+        if found is None:
+            found = tuple(self.font.get_rect(text, size=size))
+            if self._measure_cap:
+                if len(self._measured) >= self._measure_cap:
+                    del self._measured[next(iter(self._measured))]  # the oldest entry
+                self._measured[key] = found
+        return pygame.Rect(found)
+
     def _fit_size(self, text: str, size: int, width: int) -> int:
-        rect = self.font.get_rect(text, size=size)
+        rect = self._rect(text, size)
         if rect.width > width:
             size = max(8, int(size * width / rect.width))
-            while size > 8 and self.font.get_rect(text, size=size).width > width:
+            while size > 8 and self._rect(text, size).width > width:
                 size -= 1
         return size
 
@@ -174,7 +200,7 @@ class ScreenRenderer:
             return pygame.Rect(0, 0, 0, 0)
         width = max_width if max_width is not None else self.size[0] - 2 * self.margin
         size = self._fit_size(text, size, width)
-        rect = self.font.get_rect(text, size=size)
+        rect = self._rect(text, size)
         for name, value in anchor.items():
             setattr(rect, name, value)
         rect.clamp_ip(surface.get_rect())
@@ -187,7 +213,7 @@ class ScreenRenderer:
         line = ""
         for token in _TOKENS.findall(text):
             candidate = line + token
-            if line and self.font.get_rect(candidate.rstrip(), size=size).width > width:
+            if line and self._rect(candidate.rstrip(), size).width > width:
                 lines.append(line.rstrip())
                 line = token.lstrip()
             else:
@@ -256,7 +282,7 @@ class ScreenRenderer:
             secondary = ""
         inner = rect.inflate(-16, -8)
         size = self.sizes["button"]
-        if self.font.get_rect(primary, size=size).width > inner.width:  # one smaller line reads better than two
+        if self._rect(primary, size).width > inner.width:  # one smaller line reads better than two
             fitted = self._fit_size(primary, size, inner.width)
             size = fitted if fitted >= size * 0.6 else size
         lines = [(primary, size, ink), (secondary, min(size, self.sizes["button2"]), MUTED)]
@@ -350,6 +376,9 @@ class ScreenRenderer:
     def render(self, surface: pygame.Surface, view: ScreenView) -> list[Button]:
         """Draw ``view``; returns the buttons drawn (for :meth:`hit`)."""
         self.buttons, self.drawn, self.regions, self._preview_map = [], [], {}, None
+        if view.state == "idle" and self._last_state != "idle":
+            self._measured.clear()  # the visit is over: keep none of its strings (tries and days left)
+        self._last_state = view.state
         surface.fill(BACKGROUND)
         accent = ACCENT.get(view.state, BLUE)
         pygame.draw.rect(surface, accent, pygame.Rect(0, 0, self.size[0], max(10, round(self.size[1] * 0.028))))

@@ -20,6 +20,7 @@ from PIL import Image
 log = logging.getLogger(__name__)
 
 FRAME_SIZE = (1280, 960)  # (width, height), as hal.sim.card_face renders
+NOISE_BAND_ROWS = 64
 
 
 @functools.lru_cache(maxsize=8)
@@ -72,7 +73,16 @@ class CardTray:
         angle = rng.normal(0, 0.3)
         matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1 + rng.normal(0, 0.003))
         matrix[:, 2] += rng.normal(0, self.jitter_px, 2)
-        frame = cv2.warpAffine(scene, matrix, (w, h), borderMode=cv2.BORDER_REFLECT).astype(np.float32)
-        frame *= rng.uniform(0.96, 1.04)
-        frame += rng.normal(0, self.noise_sd, frame.shape).astype(np.float32)
-        return np.clip(frame, 0, 255).astype(np.uint8)
+        frame = cv2.warpAffine(scene, matrix, (w, h), borderMode=cv2.BORDER_REFLECT)
+        gain = rng.uniform(0.96, 1.04)
+        # Light change and noise band by band, in place: the same arithmetic and the same noise draws
+        # (the generator's normals come in sequence) as on the whole frame at once, without the whole
+        # frame's float32 copies and float64 noise (~75 MB a frame; docs/notes/flow-bench.md).
+        for top in range(0, h, NOISE_BAND_ROWS):
+            rows = frame[top:top + NOISE_BAND_ROWS]
+            band = rows.astype(np.float32)
+            band *= gain
+            band += rng.normal(0, self.noise_sd, band.shape).astype(np.float32)
+            np.clip(band, 0, 255, out=band)
+            rows[...] = band  # float32 in [0, 255] → uint8 truncates, as astype(np.uint8) does
+        return frame

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 FPS = 30.0
 FRAME_SIZE = (640, 480)  # (width, height)
+NOISE_BAND_ROWS = 64
 LIVE_IOD_PX = 66.0
 #: Frames between the request and the start of the action: the person reads the screen first.
 REACTION_FRAMES = 12
@@ -94,8 +95,15 @@ def camera_effects(scene: np.ndarray, rng: np.random.Generator, *, noise_sd: flo
     dx, dy = rng.normal(0, jitter_px, 2)
     matrix = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
     out = cv2.warpAffine(scene, matrix, (scene.shape[1], scene.shape[0]), borderMode=cv2.BORDER_REFLECT)
-    noise = rng.normal(0, noise_sd, out.shape).astype(np.float32)
-    return np.clip(out.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    # Band by band, in place: the same sums and noise draws as on the whole frame, without its
+    # float64 noise and float32 copies (hal.sim.card_camera does the same)
+    for top in range(0, out.shape[0], NOISE_BAND_ROWS):
+        rows = out[top:top + NOISE_BAND_ROWS]
+        band = rows.astype(np.float32)
+        band += rng.normal(0, noise_sd, band.shape).astype(np.float32)
+        np.clip(band, 0, 255, out=band)
+        rows[...] = band
+    return out
 
 
 def print_medium(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -49,3 +49,31 @@ def test_ocr_on_its_frames_gives_the_profiles_collation_b(catalogue, reader):
     ocr = CardFaceReader(load_recognizer(MODELS_OCR, threads=1), today=dt.date(2026, 11, 20))
     result = read_collation_b([camera.capture() for _ in range(4)], ocr)
     assert result.digits == info.collation_b
+
+
+def _whole_frame_reference(scene: np.ndarray, seed: int, jitter_px: float = 1.5, noise_sd: float = 2.0):
+    """The frame as CardTray made it before it worked band by band (whole-frame float32 arithmetic)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    w, h = FRAME_SIZE
+    angle = rng.normal(0, 0.3)
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1 + rng.normal(0, 0.003))
+    matrix[:, 2] += rng.normal(0, jitter_px, 2)
+    frame = cv2.warpAffine(scene, matrix, (w, h), borderMode=cv2.BORDER_REFLECT).astype(np.float32)
+    frame *= rng.uniform(0.96, 1.04)
+    frame += rng.normal(0, noise_sd, frame.shape).astype(np.float32)
+    return np.clip(frame, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("seed", [0, 7, 2026])
+def test_band_by_band_frames_are_identical_to_whole_frame_ones(catalogue, reader, seed):
+    from hal.sim.card_camera import CardTray, _card_face
+
+    tray = CardTray(reader, seed=seed)
+    assert np.array_equal(tray.next_frame(), _whole_frame_reference(empty_tray(), seed))
+    reader.present(catalogue["card-valid"].directory)
+    path = catalogue["card-valid"].directory / "card_face.png"
+    tray = CardTray(reader, seed=seed)
+    assert np.array_equal(tray.next_frame(),
+                          _whole_frame_reference(_card_face(str(path), path.stat().st_mtime_ns), seed))

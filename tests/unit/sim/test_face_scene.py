@@ -150,3 +150,19 @@ def test_phones_have_no_face_seed(catalogue):
     assert face_seed_of(catalogue["card-valid"].directory) == catalogue["card-valid"].face_seed
     with pytest.raises(ValueError, match="face_seed"):
         Person.holder(catalogue["iphone-valid"].directory)
+
+
+@pytest.mark.parametrize("seed", [0, 11])
+def test_camera_effects_band_by_band_equal_the_whole_frame_arithmetic(seed):
+    import cv2
+
+    from hal.sim.face_scene import _pose, camera_effects
+
+    scene = _pose(3, 10.0, 0.0)
+    rng = np.random.default_rng(seed)  # the whole-frame formula camera_effects had before the bands
+    dx, dy = rng.normal(0, 0.6, 2)
+    out = cv2.warpAffine(scene, np.array([[1, 0, dx], [0, 1, dy]], np.float32), (scene.shape[1], scene.shape[0]),
+                         borderMode=cv2.BORDER_REFLECT)
+    noise = rng.normal(0, 2.5, out.shape).astype(np.float32)
+    expected = np.clip(out.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    assert np.array_equal(camera_effects(scene, np.random.default_rng(seed)), expected)
