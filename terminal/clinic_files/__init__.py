@@ -56,7 +56,7 @@ DEFAULT_INSTITUTION_CODE = "9999999999"
 DEFAULT_PROCESSING_CODE = "000"
 DEFAULT_ROOT = Path("var/terminal")
 MAX_REQUEST_BYTES = 64 * 1024
-_REQUEST = re.compile(r"^(OQS[A-Za-z]{6}\d{2})req_([A-Za-z0-9_.-]{1,120})\.xml$")
+_REQUEST = re.compile(r"^(OQS[A-Za-z]{5}\d{2})req_([A-Za-z0-9_.-]{1,120})\.xml$")
 _SINGLE = "OQSsiquc01"
 
 

@@ -27,6 +27,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from xml.parsers import expat
 
 from hal.clock import JST
 
@@ -167,12 +168,14 @@ def read_document(data: bytes, *, root: str = "XmlMsg") -> Fields:
             or an encoding other than Shift_JIS/UTF-8.
     """
     text = _ANY_DECLARATION.sub("", decode(data), count=1)
-    parser = ET.XMLParser()
-    parser.parser.StartDoctypeDeclHandler = _refuse_doctype  # expat: no DTDs, so no entity tricks
-    parser.parser.EntityDeclHandler = _refuse_doctype
+    scan = expat.ParserCreate()  # a first pass that refuses DTDs, so no entity is ever declared
+    scan.StartDoctypeDeclHandler = _refuse_doctype
+    scan.EntityDeclHandler = _refuse_doctype
     try:
-        parser.feed(text)
-        element = parser.close()
+        scan.Parse(text, True)
+        element = ET.fromstring(text)
+    except expat.ExpatError as exc:
+        raise DocumentError(f"not well-formed XML (line {exc.lineno}, column {exc.offset})") from None
     except ET.ParseError as exc:
         raise DocumentError(f"not well-formed XML (line {exc.position[0]}, column {exc.position[1]})") from None
     if element.tag != root:
