@@ -16,10 +16,16 @@ from firmware.card.cvc import CvcError, load_issuer_keys
 from firmware.config import Broker, load_config
 from firmware.link.schemas import Command, CommandName
 from terminal.app import ReferenceTerminal
+from terminal.clinic_files import DEFAULT_INSTITUTION_CODE, DEFAULT_ROOT, ClinicFiles
 from terminal.registry import Registry, RegistryError
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()
+
+
+class Encoding(StrEnum):
+    shift_jis = "shift_jis"
+    utf8 = "utf-8"
 
 
 class Protocol(StrEnum):
@@ -35,6 +41,13 @@ def _broker(config: Path | None, host: str | None, port: int | None, protocol: P
                                             ("protocol", protocol.value if protocol else None)) if value is not None}
     broker = Broker.model_validate(base.model_dump() | update)
     return broker, (cfg.site_id if cfg else "")
+
+
+def _thread_report(printer):
+    def report(name: str, error: BaseException | None) -> None:
+        if printer is not None:
+            printer(f"[terminal] {name} {'recovered' if error is None else f'failed: {type(error).__name__}: {error}'}")
+    return report
 
 
 @app.command()
@@ -54,6 +67,14 @@ def listen(
     issuer_keys: Path | None = typer.Option(None, "--issuer-keys", exists=True, file_okay=False,
                                             help="Folder of trusted CVC issuer keys (<issuer reference>.pem); "
                                                  "without it, face results carry an 'unverified issuer' problem."),
+    files: Path = typer.Option(DEFAULT_ROOT, "--files", file_okay=False,
+                               help="The clinic files folder: face/ (a file per verified check-in), req/ → res/ "
+                                    "(number-based lookups); see docs/notes/clinic-files.md."),
+    no_files: bool = typer.Option(False, "--no-files", help="Serve no clinic files."),
+    institution_code: str = typer.Option(DEFAULT_INSTITUTION_CODE, help="医療機関コード (10 digits) in the files "
+                                                                        "(default: a fictitious one)."),
+    encoding: Encoding = typer.Option(Encoding.shift_jis, help="Clinic file encoding (CharacterCodeIdentifier 1 "
+                                                               "Shift_JIS or 0 UTF-8)."),
 ) -> None:
     """Show every reader's status and results as they arrive, answering requests and acknowledging results."""
     broker, config_site = _broker(config, host, port, protocol)
@@ -64,8 +85,17 @@ def listen(
         keys = load_issuer_keys(issuer_keys) if issuer_keys else None
     except (RegistryError, CvcError) as exc:
         raise typer.BadParameter(str(exc)) from None
-    terminal = ReferenceTerminal(broker, site=site, printer=printer, name=name, registry=fixture, issuer_keys=keys)
-    terminal.start()
+    fixture = fixture or Registry()
+    try:
+        clinic = None if no_files else ClinicFiles(files, fixture, institution_code=institution_code,
+                                                   encoding=encoding.value, report=_thread_report(printer))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    terminal = ReferenceTerminal(broker, site=site, printer=printer, name=name, registry=fixture, issuer_keys=keys,
+                                 files=clinic)
+    terminal.start()  # an unwritable files folder raises ClinicFilesError: one line from the CLI's main()
+    if clinic is not None and not as_json:
+        console.print(f"clinic files in {files.resolve()}/{{face,req,res}}", highlight=False)
     if not terminal.wait_connected(10) and not as_json:
         console.print(f"waiting for the broker at {broker.host}:{broker.port} …")
     stop = threading.Event()

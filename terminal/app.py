@@ -18,6 +18,14 @@ it at the broker. Staff commands (start, cancel, visual_ok, …) go out with :me
 over MQTT 5 each names the reader's ``reply`` topic as its ``ResponseTopic`` and its id as
 ``CorrelationData``, and a reply is matched by that correlation data when it has some (so a command
 whose payload id the kiosk could not read still gets its reply), else by the payload's ``id``.
+
+With ``files`` (:class:`terminal.clinic_files.ClinicFiles`) the terminal also serves the clinic file
+interface: a *verified* result (its proof checked, ``verified`` true) is acknowledged only once its
+``face/`` file is in place, written on the ``terminal-files`` thread, not paho's. A result whose file
+cannot be written (full disk, read-only folder) is not acknowledged: the kiosk keeps it in its outbox
+and resends it, and each resend tries the file again; the file journal makes a resend, or a result
+redelivered after a terminal restart, write nothing twice. Results without a verified proof (a
+failed proof, a staff visual check, a bare read) get no face file and are acknowledged at once.
 """
 
 from __future__ import annotations
@@ -57,6 +65,7 @@ from firmware.link.schemas import (
     safe_text,
     topic,
 )
+from terminal.clinic_files import ClinicFiles, FaceJob
 from terminal.registry import Registry
 from terminal.verify import ChallengeBook, Verification, verify_result
 
@@ -85,6 +94,8 @@ class TerminalView:
     verifications: dict[str, Verification] = field(default_factory=dict)  # result id → its proof's check
     answers: dict[str, AckMessage] = field(default_factory=dict)  # result id → the ack we send for it
     challenges_issued: int = 0
+    face_files: dict[str, str] = field(default_factory=dict)  # result id → its face file's name
+    file_errors: list[str] = field(default_factory=list)  # face files that could not be written (yet)
     contexts: list[ContextAnswer] = field(default_factory=list)
     registrations: list[RegistrationAnswer] = field(default_factory=list)
 
@@ -122,7 +133,8 @@ class ReferenceTerminal:
 
     def __init__(self, broker: Broker, site: str = "+", printer: Callable[[str], None] | None = None,
                  name: str | None = "listen", *, registry: Registry | None = None,
-                 issuer_keys: Mapping | None = None, challenge_ttl_s: float = 300.0):
+                 issuer_keys: Mapping | None = None, challenge_ttl_s: float = 300.0,
+                 files: ClinicFiles | None = None):
         self.broker = broker
         self.site = site
         self.view = TerminalView()
@@ -132,6 +144,9 @@ class ReferenceTerminal:
         self.challenges = ChallengeBook(challenge_ttl_s)
         self.serves_requests = name is not None  # a throwaway sender must not answer (nor issue) anything
         self._seen_ids: set[str] = set()
+        self.files = files if name is not None else None  # a throwaway sender writes no clinic files
+        self._file_state: dict[str, str] = {}  # result id → "pending" | "failed" | "written"
+        self._ack_to: dict[str, tuple[str, str]] = {}  # result id → (site, reader) of its ack
         self._changed = threading.Condition()
         self._v5 = broker.protocol == "5"
         self.persistent = name is not None
@@ -146,6 +161,8 @@ class ReferenceTerminal:
         self._connected = threading.Event()
 
     def start(self) -> None:
+        if self.files is not None:  # first: an unwritable folder is an error before anything is acked
+            self.files.start()
         options = {}
         if self._v5:
             properties = Properties(PacketTypes.CONNECT)
@@ -159,6 +176,8 @@ class ReferenceTerminal:
     def stop(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
+        if self.files is not None:
+            self.files.stop()
 
     def wait_connected(self, timeout_s: float) -> bool:
         return self._connected.wait(timeout_s)
@@ -262,6 +281,34 @@ class ReferenceTerminal:
         if command:
             self.view.replies_by_command[command] = reply
 
+    def _queue_face_file(self, site: str, reader: str, result: ResultMessage) -> None:
+        """Hand a verified result to the file writer (under ``_changed``); its ack waits for the file."""
+        self._file_state[result.id] = "pending"
+        self._ack_to[result.id] = (site, reader)
+        answer = self.registry.answer(base64.b64decode(result.cert_der_b64))
+        self.files.submit(FaceJob(result, answer, self._face_file_done))
+
+    def _face_file_done(self, result_id: str, name: str | None, error: Exception | None) -> None:
+        """The writer thread: the file is in place (ack now) or not (no ack: the kiosk resends)."""
+        with self._changed:
+            site, reader = self._ack_to[result_id]
+            ack = self.view.answers[result_id]
+            if name is None:
+                self._file_state[result_id] = "failed"
+                self.view.file_errors.append(f"{result_id}: {error}"[:300])
+                line = f"[{site}/{reader}] face file NOT written, result not acknowledged: {error}"
+            else:
+                self._file_state[result_id] = "written"
+                self.view.face_files[result_id] = name
+                line = f"[{site}/{reader}] face file {name}"
+            self._changed.notify_all()
+        self._say(line)
+        if name is not None:
+            self._client.publish(topic(site, reader, "ack"), ack.to_json(), qos=1)
+            with self._changed:
+                self.view.acknowledged.add(result_id)
+                self._changed.notify_all()
+
     def _record(self, site: str, reader: str, parsed) -> tuple[AckMessage | None, str | None]:
         """Keep what arrived (under ``_changed``): the ack to send, and a line to print."""
         if isinstance(parsed, ResultMessage):
@@ -269,6 +316,12 @@ class ReferenceTerminal:
                 self.view.errors.append(f"{site}/{reader}/result: names another reader")
                 return None, f"[{site}/{reader}] rejected a result that names another reader"
             if parsed.id in self._seen_ids:  # a resend: handled already, but acknowledged again
+                state = self._file_state.get(parsed.id)
+                if state == "pending":  # the writer thread acknowledges it once the file is there
+                    return None, None
+                if state == "failed":  # try the file again; its ack follows the write
+                    self._queue_face_file(site, reader, parsed)
+                    return None, None
                 return self.view.answers[parsed.id], None
             self._seen_ids.add(parsed.id)
             try:
@@ -282,7 +335,11 @@ class ReferenceTerminal:
             self.view.results.append(parsed)
             self.view.verifications[parsed.id] = verification
             self.view.answers[parsed.id] = ack
-            return ack, describe_result(parsed) + describe_answer(ack)
+            line = describe_result(parsed) + describe_answer(ack)
+            if self.files is not None and verification.verified is True:
+                self._queue_face_file(site, reader, parsed)
+                return None, line
+            return ack, line
         line = None
         if isinstance(parsed, StatusMessage):
             key = f"{site}/{reader}"

@@ -14,8 +14,19 @@ registered, has no previous consent and is eligible (``valid``)::
                                            # are 0; no table at all with a time: every item 1 (包括同意)
     eligibility = "invalid"                # valid (default) | invalid | no_record, or instead
     # qualification_validity = 3           # the terminal's code: 1 有効, 2/3 無効, 4 該当資格なし, 5 → no answer
+    [certificate.insured]                  # optional: what the national system returns for this holder
+    insurer_number = "99999999"            # 保険者番号, 8 digits (6-digit 国保 numbers are padded to 8)
+    symbol = "デモ"                         # 記号 (may be empty), number = 番号, branch = 枝番 (2 digits)
+    number = "1001"
+    branch = "00"
+    name = "番号 花子"                      # and name_kana, sex ("1"/"2"), birthdate, address, …
+    birthdate = 1989-03-31
+    share_percent = 30                     # 負担割合 (InsuredPartialContributionRatio "030")
+    limit_category = "A01"                 # 限度額適用 区分 (our guess at the code; the spec is vendor-only)
 
-A certificate is matched by ``sha256`` first, then by ``subject_cn``. Registration
+A certificate is matched by ``sha256`` first, then by ``subject_cn``. Number-based lookups (the clinic
+files' ``req/``) search the ``insured`` tables (:meth:`Registry.find_insured`). The kiosk never sends
+a name: everything a real terminal fills from the national system comes from these tables. Registration
 (:meth:`Registry.register`) is refused when the certificate ends within 5 days (or has ended), and
 otherwise marks the certificate registered in memory only (the file is never written).
 """
@@ -29,6 +40,7 @@ import threading
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from cryptography.x509.oid import NameOID
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -45,6 +57,54 @@ class RegistryError(ValueError):
     """The registry file cannot be read or does not have the documented shape."""
 
 
+def _no_controls(value: str | None) -> str | None:
+    if value is not None and any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in value):
+        raise ValueError("must not contain control characters (one line of text)")
+    return value
+
+
+class InsuredRecord(BaseModel):
+    """One holder's insurance as the national system answers it (ResultOfQualificationConfirmation).
+
+    Codes are the terminal's (as open clinic software reads them): ``card_classification`` 01 一般 …,
+    ``personal_family`` 1 本人 / 2 家族, ``sex`` 1 男 / 2 女. Strings are one line each.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    card_classification: str = Field("01", pattern=r"^\d{2}$")
+    insurer_number: str = Field(pattern=r"^( {2}\d{6}|\d{6}|\d{8})$")
+    symbol: str = Field("", max_length=38)
+    number: str = Field(min_length=1, max_length=38)
+    branch: str = Field("", pattern=r"^(\d{2})?$")
+    personal_family: Literal["1", "2"] = "1"
+    insured_name: str | None = Field(None, max_length=100)  # 被保険者 (the family head for a 家族)
+    name: str = Field(min_length=1, max_length=100)
+    name_kana: str | None = Field(None, max_length=100)
+    sex: Literal["1", "2", "3"] = "1"
+    birthdate: dt.date
+    address: str | None = Field(None, max_length=200)
+    post_number: str | None = Field(None, pattern=r"^\d{3}-?\d{4}$")
+    issued: dt.date | None = None  # InsuredCertificateIssuanceDate
+    valid_from: dt.date | None = None  # InsuredCardValidDate
+    valid_until: dt.date | None = None  # InsuredCardExpirationDate
+    share_percent: int = Field(30, ge=0, le=100)  # InsuredPartialContributionRatio
+    preschool: str | None = Field(None, max_length=1)
+    reason_of_loss: str | None = Field(None, max_length=2)
+    elderly_share_percent: int | None = Field(None, ge=0, le=100)
+    limit_category: str | None = Field(None, pattern=r"^[A-Za-z0-9]{1,4}$")
+
+    @field_validator("insurer_number")
+    @classmethod
+    def _padded(cls, value: str) -> str:
+        return value.rjust(8)  # 6-digit 国保 numbers are left-padded with spaces to 8 (as the files carry them)
+
+    @field_validator("symbol", "number", "insured_name", "name", "name_kana", "address")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        return _no_controls(value)
+
+
 class RegistryEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -55,6 +115,7 @@ class RegistryEntry(BaseModel):
     previous_consent: dict[str, ConsentFlag] | None = None
     eligibility: Eligibility | None = Eligibility.VALID
     qualification_validity: int | None = Field(None, ge=1, le=5)
+    insured: InsuredRecord | None = None
 
     @field_validator("previous_consent_at")
     @classmethod
@@ -98,6 +159,25 @@ class Context:
     previous_consent_at: dt.datetime | None
     eligibility: Eligibility | None
     previous_consent: dict[str, ConsentFlag] | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The eligibility answer as the clinic files carry it: QualificationValidity and the record."""
+
+    validity: int | None  # 1 有効, 2 無効, 3 無効(新しい資格あり), 4 該当資格なし, 5 複数該当; None: no answer
+    insured: InsuredRecord | None = None
+
+
+def validity_code(entry: RegistryEntry) -> int | None:
+    if entry.qualification_validity is not None:
+        return entry.qualification_validity
+    return {Eligibility.VALID: 1, Eligibility.INVALID: 2, Eligibility.NO_RECORD: 4}.get(entry.eligibility)
+
+
+def normal_insurer(number: str) -> str:
+    """An insurer number as the files carry it: 8 characters, a 6-digit one left-padded with spaces."""
+    return number.strip().rjust(8)
 
 
 def cert_sha256(cert_der: bytes) -> str:
@@ -161,6 +241,36 @@ class Registry:
 
     def eligibility(self, cert_der: bytes) -> Eligibility | None:
         return self.context(cert_der).eligibility
+
+    def answer(self, cert_der: bytes) -> Answer:
+        """The clinic-file answer for a certificate: unlisted → 有効 without a record; unreadable → none."""
+        try:
+            certificate = AuthCertificate(bytes(cert_der))
+        except CertificateError:
+            return Answer(None)
+        with self._lock:
+            entry = self._entry(certificate, cert_sha256(cert_der))
+        return Answer(1) if entry is None else Answer(validity_code(entry), entry.insured)
+
+    def find_insured(self, insurer_number: str, symbol: str, number: str, branch: str,
+                     birthdate: dt.date | None) -> Answer:
+        """A number-based lookup (req/): 4 該当資格なし without a match, 5 複数該当 with several.
+
+        The symbol and branch only narrow the search when given; the birth date must match when given.
+        """
+        with self._lock:
+            entries = {id(e): e for e in [*self._by_sha.values(), *self._by_cn.values()]}.values()
+        hits = [e for e in entries if e.insured is not None
+                and e.insured.insurer_number == normal_insurer(insurer_number)
+                and e.insured.number == number.strip()
+                and (not symbol.strip() or e.insured.symbol == symbol.strip())
+                and (not branch.strip() or e.insured.branch == branch.strip())
+                and (birthdate is None or e.insured.birthdate == birthdate)]
+        if not hits:
+            return Answer(4)
+        if len(hits) > 1:
+            return Answer(5)
+        return Answer(validity_code(hits[0]), hits[0].insured)
 
     def register(self, cert_der: bytes, now: dt.datetime) -> tuple[bool, str | None]:
         """Register for insurance use: (ok, reason) with a :data:`REGISTRATION_REASONS` key."""

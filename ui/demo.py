@@ -21,6 +21,7 @@ from firmware.app import Kiosk
 from firmware.config import Broker, Config
 from firmware.link.broker import EmbeddedBroker, free_port
 from terminal.app import ReferenceTerminal
+from terminal.clinic_files import DEFAULT_ROOT, ClinicFiles
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,8 @@ class Demo:
     terminal: ReferenceTerminal | None = None
     lines: list[str] = field(default_factory=list)
     workdir: Path | None = None
+    #: The terminal's clinic files (face/, req/ → res/); kept after the demo (var/ is git-ignored).
+    files_dir: Path | None = DEFAULT_ROOT
 
     def start(self, printer=print) -> Config:
         port = free_port()
@@ -106,7 +109,12 @@ class Demo:
             self.lines.append(line)
             printer(f"terminal: {line}")
 
-        self.terminal = ReferenceTerminal(self.config.broker, site=self.config.site_id, printer=show)
+        from terminal.registry import Registry
+
+        registry = Registry()
+        files = ClinicFiles(self.files_dir, registry) if self.files_dir is not None else None
+        self.terminal = ReferenceTerminal(self.config.broker, site=self.config.site_id, printer=show,
+                                          registry=registry, files=files)
         self.terminal.start()
         self.terminal.wait_connected(5)
         return self.config

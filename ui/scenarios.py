@@ -124,9 +124,25 @@ def registry_entry(profile_dir: Path, history: dict):
 
     der = (Path(profile_dir) / "ef" / "D392F000260100000001" / "000A.bin").read_bytes()
     fields = dict(history)
+    fields.setdefault("insured", demo_insured(Path(profile_dir).name))
     if "previous_consent" in fields:
         fields.setdefault("previous_consent_at", dt.datetime.now(dt.UTC) - dt.timedelta(days=30))
     return RegistryEntry(sha256=cert_sha256(der), **fields)
+
+
+def demo_insured(label: str):
+    """A fictitious insured record for a demo card (what the national system would answer): the clinic
+    files the demo leaves in var/terminal/face/ carry it. Insurer 99999999 and the names are made up."""
+    import datetime as dt
+    import zlib
+
+    from terminal.registry import InsuredRecord
+
+    number = 1000 + zlib.crc32(label.encode()) % 9000
+    return InsuredRecord(insurer_number="99999999", symbol="デモ", number=str(number), branch="00",
+                         name="受付 花子", name_kana="ウケツケ ハナコ", sex="2", birthdate=dt.date(1989, 3, 31),
+                         address="東京都千代田区千代田一丁目１番", post_number="100-0001", share_percent=30,
+                         limit_category="A01")
 
 
 def person_for(scenario: Scenario, profile_dir: Path):

@@ -237,3 +237,34 @@ def test_a_sending_terminal_answers_no_requests(mosquitto, terminal, kiosk):
     assert link.challenges_ready == 0
     with sender.locked():
         assert sender.view.challenges_issued == 0
+
+
+def test_clinic_files_over_mosquitto_one_file_per_result_across_a_terminal_restart(mosquitto, terminal, kiosk,
+                                                                                    pki, tmp_path):
+    """A verified check-in leaves one face file; the terminal acks it only then; a terminal restarted
+    on the same folder gets the kiosk's resend of that result and writes nothing new."""
+    import os
+
+    from terminal.clinic_files import ClinicFiles
+    from terminal.clinic_files.documents import read_document, text_at
+    from tests.unit.terminal.samples import HANAKO
+
+    holder = pki.holder()
+    registry = Registry([RegistryEntry(sha256=cert_sha256(holder.cert_der), insured=HANAKO)])
+    term = terminal(registry=registry, files=ClinicFiles(tmp_path / "files", registry))
+    link = kiosk(mosquitto.port)
+    assert wait_until(lambda: link.challenges_ready >= 1, 10)
+    message = pin_result(holder, link.take_challenge())
+    link.publish_result(message)
+    assert link.wait_flushed(15) and wait_until(lambda: message.id in link.answers.acks, 5)
+    face = tmp_path / "files" / "face"
+    names = os.listdir(face)
+    assert names == [term.view.face_files[message.id]]
+    fields = read_document((face / names[0]).read_bytes())
+    assert text_at(fields, "MessageHeader", "CharacterCodeIdentifier") == "1"
+    assert text_at(fields, "MessageBody", "ResultList", "ResultOfQualificationConfirmation", "Name") == "番号 花子"
+    term.stop()
+    again = terminal(registry=registry, files=ClinicFiles(tmp_path / "files", registry), name="second")
+    link.publish_result(message)  # as the outbox resends an unacknowledged result
+    assert wait_until(lambda: message.id in again.view.acknowledged, 10)
+    assert os.listdir(face) == names
