@@ -321,6 +321,43 @@ def timed_face_progress(marks: list):
     return TimedFaceProgress
 
 
+def mark_card_steps(marks: list):
+    """Note in ``marks`` when the card-face OCR answers and when 照合番号B and the photo read start.
+
+    Returns the function that undoes the patch.
+    """
+    from firmware.card.mynumber import MyNumberCard
+    from firmware.steps.face import CardFaceRead
+
+    originals = {(CardFaceRead, "_run"): CardFaceRead._run,
+                 (MyNumberCard, "verify_collation_b"): MyNumberCard.verify_collation_b,
+                 (MyNumberCard, "read_photo"): MyNumberCard.read_photo,
+                 (MyNumberCard, "prove_genuine"): MyNumberCard.prove_genuine}
+
+    def ocr_run(self):
+        try:
+            return originals[(CardFaceRead, "_run")](self)
+        finally:
+            marks.append(("ocr_done", False, time.monotonic()))
+
+    def wrap(cls, name, mark):
+        def call(*args, **kwargs):
+            marks.append((mark, False, time.monotonic()))
+            return originals[(cls, name)](*args, **kwargs)
+        return call
+
+    CardFaceRead._run = ocr_run
+    MyNumberCard.verify_collation_b = wrap(MyNumberCard, "verify_collation_b", "collation_sent")
+    MyNumberCard.read_photo = wrap(MyNumberCard, "read_photo", "photo_read")
+    MyNumberCard.prove_genuine = wrap(MyNumberCard, "prove_genuine", "genuineness")
+
+    def restore():
+        for (cls, name), original in originals.items():
+            setattr(cls, name, original)
+
+    return restore
+
+
 def face_steps(marks) -> dict:
     """First time of each face step, the frames captured and their rate, from ``timed_face_progress`` marks."""
     first: dict[str, float] = {}
@@ -593,6 +630,9 @@ def one_visit(kiosk, hand: Pn532Hand, terminal, profile, path: str, acks: dict, 
                    "face_capture": capture_over - f.get("capture", acked),
                    "face_chip_wait": deciding - capture_over,
                    "face_decide": first.get("checking", acked) - deciding}
+        for mark in ("genuineness", "ocr_done", "collation_sent", "photo_read"):  # since the tap
+            if mark in f:
+                phases[f"tap_to_{mark}"] = f[mark] - tapped
     else:
         phases |= {"method_to_pin_checking": first.get("pin_checking", acked) - first.get("choose_method", acked),
                    "pin_checking": first.get("checking", acked) - first.get("pin_checking", acked)}
@@ -622,6 +662,7 @@ def bench_flow(rate: int, profile, issuer_dir: Path, terminal, broker_port: int,
     face_marks: list = []
     original_progress = firmware.visit.FaceProgress
     firmware.visit.FaceProgress = timed_face_progress(face_marks)
+    restore_card_marks = mark_card_steps(face_marks)
     kiosk.start()
     ui = UiLoop(kiosk)
     ui.start()
@@ -662,6 +703,7 @@ def bench_flow(rate: int, profile, issuer_dir: Path, terminal, broker_port: int,
         ui_frames.extend(ui.frames)
         kiosk.stop()
         firmware.visit.FaceProgress = original_progress
+        restore_card_marks()
         emulator.close()
     return out
 

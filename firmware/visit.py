@@ -317,10 +317,10 @@ class KioskServices:
         """The visit's chip part (genuineness, 照合番号B, photo) on its own thread, taking turns on the card."""
         card, card_face = work.card, work.card_face
 
-        def read():
+        def read(opened):
             with work.lock:
                 return open_chip(card, card_face, self._challenge(), self.issuer_keys,
-                                 self.config.timeouts.card_read_s)
+                                 self.config.timeouts.card_read_s, opened)
 
         chip = ChipRead(read, name=f"face-chip-{next(self._job_numbers)}")
         with self._jobs_lock:  # stop() waits for it like any worker

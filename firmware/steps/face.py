@@ -1,14 +1,15 @@
-"""The face step: live capture beside the chip (genuineness → card face → 照合番号B → photo) → decision.
+"""The face step: genuineness → card face → 照合番号B → photo read beside the live capture → decision.
 
 Order and why (docs/design.md, "What proves what"): the card camera's frames must pass the OCR gate
 before 照合番号B is sent once (an unsure reading spends no try); the photo and the card's
 signature over the terminal's challenge are read once per visit (:class:`ChipRead`, on its own
 thread) and kept for the retries; each try is one :class:`~firmware.face.session.FaceSession`
 with its own liveness challenge, which is wiped when the try ends. The card-face OCR starts at the
-tap (:class:`CardFaceRead`), so it overlaps the certificate read; the live capture starts with the
-face step, so it overlaps the chip read (about 2 s of wire at 115200 baud, longer than the
-capture). The cost: a patient whose card face then proves unreadable has done the challenge for
-nothing (the screen offers PIN or staff, no 照合番号B try spent).
+tap (:class:`CardFaceRead`), so it overlaps the certificate read and the genuineness proof; the
+live capture starts as soon as the card has accepted 照合番号B, so it overlaps the photo read
+(about 1.4 s of wire at 115200 baud, longer than the capture). Starting it earlier would slow
+the OCR on two cores, and would ask a patient whose card face proves unreadable to perform a
+challenge for nothing.
 
 Everything here runs on a worker; progress goes to the screen through the session's
 :class:`~firmware.flow.session.FaceProgress` mailbox, the outcome to the flow as an event.
@@ -162,7 +163,8 @@ class ChipFace:
         self.photo.fill(0)
 
 
-def open_chip(card, card_face: CardFaceRead, challenge, issuer_keys, wait_s: float) -> ChipFace:
+def open_chip(card, card_face: CardFaceRead, challenge, issuer_keys, wait_s: float,
+              opened=lambda: None) -> ChipFace:
     """The card's signature over ``challenge``, then 照合番号B once (behind the policy), then the photo.
 
     The genuineness proof needs no 照合番号B, so it goes first: it fills the time the card-face
@@ -176,6 +178,7 @@ def open_chip(card, card_face: CardFaceRead, challenge, issuer_keys, wait_s: flo
     genuine = card.prove_genuine(challenge.nonce, issuer_keys, today)
     reading = card_face.result(wait_s)
     card.verify_collation_b(reading.as_collation_b(), today)
+    opened()  # the card accepted 照合番号B: the live capture may start
     photo = card.read_photo()
     proof = Proof(nonce=challenge.nonce, challenge_id=challenge.challenge_id, fresh=challenge.fresh,
                   genuineness=genuine.signature, cvc=genuine.card_certificate.raw)
@@ -190,9 +193,11 @@ class ChipRead:
     """
 
     def __init__(self, read, name: str = "face-chip"):
+        """``read(opened)`` does the chip's part and calls ``opened()`` once 照合番号B is accepted."""
         self._read = read
         self._lock = threading.Lock()
         self._done = threading.Event()
+        self._opened = threading.Event()  # 照合番号B accepted, or the read is over (either way: stop waiting)
         self._chip: ChipFace | None = None
         self._error: BaseException | None = None
         self._wiped = False
@@ -201,7 +206,7 @@ class ChipRead:
     @classmethod
     def finished(cls, chip: ChipFace) -> ChipRead:
         """A chip read that is already done (evaluation and tests)."""
-        read = cls(lambda: chip)
+        read = cls(lambda opened: chip)
         read._run()
         return read
 
@@ -211,7 +216,7 @@ class ChipRead:
 
     def _run(self) -> None:
         try:
-            chip = self._read()
+            chip = self._read(self._opened.set)
         except BaseException as exc:  # handed to the face try that waits for it
             with self._lock:
                 self._error = exc
@@ -223,6 +228,7 @@ class ChipRead:
                     self._chip = chip
         finally:
             self._done.set()
+            self._opened.set()
 
     def poll(self) -> ChipFace | None:
         """The chip's part if it is done (None if not yet); raises what the read raised."""
@@ -237,13 +243,32 @@ class ChipRead:
 
     def wait(self, timeout_s: float, stop: threading.Event) -> ChipFace | None:
         """Wait for :meth:`poll` to answer; None if ``stop`` is set first. A read past ``timeout_s`` fails."""
-        deadline = time.monotonic() + timeout_s
-        while not self._done.wait(0.02):
-            if stop.is_set():
-                return None
-            if time.monotonic() > deadline:
-                raise ReadError(f"the card photo was not read within {timeout_s:g} s")
+        if not self._wait_for(self._done, timeout_s, stop, "the card photo was not read"):
+            return None
         return self.poll()
+
+    def wait_opened(self, timeout_s: float, stop: threading.Event) -> bool:
+        """Wait until the card has accepted 照合番号B (True), or ``stop`` (False); raises what the read raised.
+
+        Why the live capture waits for this: on two cores the capture slows the card-face OCR that
+        照合番号B waits for, while the photo read after it is longer than the capture anyway; and a
+        patient whose card face cannot be read is not asked to perform a challenge for nothing.
+        """
+        if not self._wait_for(self._opened, timeout_s, stop, "照合番号B was not sent"):
+            return False
+        if self._done.is_set():
+            self.poll()  # raises if the read failed (before 照合番号B was accepted, or after)
+        return True
+
+    @staticmethod
+    def _wait_for(event, timeout_s: float, stop: threading.Event, what: str) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while not event.wait(0.02):
+            if stop.is_set():
+                return False
+            if time.monotonic() > deadline:
+                raise ReadError(f"{what} within {timeout_s:g} s")
+        return True
 
     def wipe(self) -> None:
         with self._lock:
@@ -273,14 +298,18 @@ def _preview(frame: np.ndarray, box) -> tuple[np.ndarray, tuple | None]:
 
 def capture_and_decide(engine: FaceEngine, camera, chip: ChipRead, progress: FaceProgress,
                        max_frames: int, chip_wait_s: float = 10.0) -> FaceOutcome:
-    """One try: a fresh challenge and live frames, beside the chip read; then the decision.
+    """One try: a fresh challenge and live frames, beside the chip's photo read; then the decision.
 
-    The card photo joins the session as soon as ``chip`` has it (between two frames). If the live
-    frames are ready first, the screen says the card is still being read and the try waits for
-    it. A chip read that fails (照合番号B refused, the card pulled) raises here, ending the try.
+    The capture starts once the card has accepted 照合番号B (:meth:`ChipRead.wait_opened`; at once on
+    a retry). The card photo joins the session as soon as ``chip`` has it (between two frames). If
+    the live frames are ready first, the screen says the card is still being read and the try waits
+    for it. A chip read that fails (照合番号B refused, the card pulled) raises here, ending the try.
     """
     from firmware.face.session import FaceSession
 
+    progress.publish(FaceSnapshot(step="card_face"))
+    if not chip.wait_opened(chip_wait_s, progress.stop):
+        return FaceOutcome(False, "stopped")
     with engine.lock:
         if progress.stop.is_set():
             return FaceOutcome(False, "stopped")

@@ -88,16 +88,21 @@ def _until(condition, timeout_s: float = 60.0) -> None:
         time.sleep(0.01)
 
 
-def test_the_live_capture_runs_while_the_chip_is_read(holder):
+def test_the_live_capture_starts_once_collation_b_is_accepted_and_runs_while_the_photo_is_read(holder):
     photo, person = holder
-    release = threading.Event()
+    accept, release = threading.Event(), threading.Event()
 
-    def slow_chip():
+    def slow_chip(opened):
+        accept.wait(60)
+        opened()
         release.wait(60)
         return ChipFace(photo.copy(), PROOF)
 
     chip = ChipRead(slow_chip).start()
     attempt = _Try(person, chip).start()
+    time.sleep(0.5)
+    assert attempt.steps == ["card_face"]  # no challenge before the card has accepted 照合番号B
+    accept.set()
     # the live frames are taken, and the capture is done, before the chip has given its photo
     _until(lambda: "chip" in attempt.steps)
     assert attempt.steps.count("capture") > 5 and chip.poll() is None
@@ -108,27 +113,41 @@ def test_the_live_capture_runs_while_the_chip_is_read(holder):
     assert attempt.outcome.score is not None  # decided on the photo that came late
 
 
-def test_a_chip_read_that_fails_during_the_capture_ends_the_try(holder):
+def test_an_unreadable_card_face_ends_the_try_before_any_challenge(holder):
     _, person = holder
     release = threading.Event()
 
-    def refused():
+    def refused(opened):
         release.wait(60)
         raise CollationRefused("the card face was not read in time")
 
-    chip = ChipRead(refused).start()
-    attempt = _Try(person, chip).start()
+    attempt = _Try(person, ChipRead(refused).start()).start()
+    release.set()
+    attempt.join()
+    assert isinstance(attempt.error, CollationRefused) and "capture" not in attempt.steps
+
+
+def test_a_photo_read_that_fails_during_the_capture_ends_the_try(holder):
+    _, person = holder
+    release = threading.Event()
+
+    def pulled(opened):
+        opened()
+        release.wait(60)
+        raise ReadError("the card left the field")
+
+    attempt = _Try(person, ChipRead(pulled).start()).start()
     _until(lambda: attempt.steps.count("capture") > 3)
     release.set()
     attempt.join()
-    assert isinstance(attempt.error, CollationRefused)
+    assert isinstance(attempt.error, ReadError)
 
 
 def test_a_chip_read_already_done_serves_the_retries(holder):
     photo, person = holder
     calls = []
 
-    def once():
+    def once(opened):
         calls.append(1)
         return ChipFace(photo.copy(), PROOF)
 
@@ -143,7 +162,7 @@ def test_a_chip_read_already_done_serves_the_retries(holder):
 def test_chip_read_wipe_zeroes_a_photo_that_arrives_after_the_visit():
     photo = np.full((8, 8), 200, np.uint8)
     release = threading.Event()
-    chip = ChipRead(lambda: (release.wait(5), ChipFace(photo, PROOF))[1]).start()
+    chip = ChipRead(lambda opened: (release.wait(5), ChipFace(photo, PROOF))[1]).start()
     chip.wipe()  # the visit is over while the chip is still being read
     release.set()
     chip.thread.join(5)
@@ -153,7 +172,7 @@ def test_chip_read_wipe_zeroes_a_photo_that_arrives_after_the_visit():
 
 
 def test_chip_read_waits_with_a_limit_and_gives_way_to_stop():
-    chip = ChipRead(lambda: threading.Event().wait(1)).start()
+    chip = ChipRead(lambda opened: threading.Event().wait(1)).start()
     stop = threading.Event()
     with pytest.raises(ReadError):
         chip.wait(0.1, stop)
