@@ -73,8 +73,15 @@ class CardTray:
     def _noise_field(self) -> np.ndarray:
         if self._noise is None:
             w, h = FRAME_SIZE
-            noise = self._rng.normal(0, self.noise_sd, (2 * h, w, 3))
-            self._noise = np.clip(np.rint(noise), -127, 127).astype(np.int8)
+            field = np.empty((2 * h, w, 3), np.int8)
+            for top in range(0, 2 * h, NOISE_BAND_ROWS):  # in bands: no 60 MB float64 field on the way
+                rows = field[top:top + NOISE_BAND_ROWS]
+                band = self._rng.standard_normal(rows.shape, dtype=np.float32)
+                band *= self.noise_sd
+                np.rint(band, out=band)
+                np.clip(band, -127, 127, out=band)
+                rows[...] = band
+            self._noise = field
         return self._noise
 
     def next_frame(self) -> np.ndarray:
