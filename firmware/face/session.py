@@ -185,6 +185,7 @@ class FaceSession:
         self._card_embedding: np.ndarray | None = None
         self._last_frame: np.ndarray | None = None
         self._closed = False
+        self._prepared: tuple[int, int, np.ndarray] | None = None  # (good frames then, frames used, embeddings)
         self.liveness = liveness
         self._challenge: Challenge | None = None
 
@@ -259,22 +260,35 @@ class FaceSession:
         """Accepted frames' analyses (landmarks for the liveness challenge); wiped at close."""
         return list(self._good)
 
+    def prepare(self) -> None:
+        """Embed the live frames the decision will use, before the card photo is there.
+
+        The kiosk calls it while the chip is still reading the photo, so that only the card photo's
+        embedding and the comparison are left once it arrives. Frames added later make it stale
+        (``decide`` then embeds afresh).
+        """
+        self._check_open()
+        if not self._good:
+            raise FaceError("no usable live frame yet: keep calling add_frame until feedback.ready")
+        if self._prepared is None or self._prepared[0] != len(self._good):
+            chosen = [self._good[i].aligned for i in self.rule.choose(len(self._good))]
+            embeddings = self.pipeline.embed_aligned(chosen)
+            self._embeddings.append(embeddings)
+            self._prepared = (len(self._good), len(chosen), embeddings)
+
     def decide(self) -> FaceDecision:
         """Fuse the good frames (spread over the capture) and compare with the card photo."""
         self._check_open()
         if self._card_embedding is None:
             raise FaceError("no card photo in this session: call add_card_photo first")
-        if not self._good:
-            raise FaceError("no usable live frame yet: keep calling add_frame until feedback.ready")
-        chosen = [self._good[i].aligned for i in self.rule.choose(len(self._good))]
-        embeddings = self.pipeline.embed_aligned(chosen)
-        self._embeddings.append(embeddings)
+        self.prepare()  # raises without a good frame; a no-op when prepared for these frames
+        _, used, embeddings = self._prepared
         score = self.rule.score(self._card_embedding, embeddings)
         face_match = score > self.threshold
         liveness = self.liveness.result() if self.liveness is not None else None
         decision = FaceDecision(score=score, threshold=self.threshold,
                                 match=face_match and (liveness is None or liveness.live),
-                                frames_used=len(chosen), fusion=self.fusion,
+                                frames_used=used, fusion=self.fusion,
                                 model=self.pipeline.embedding_entry.name, face_match=face_match,
                                 liveness=liveness, rule=self.rule.name)
         log.info("face decision: %s (score %.3f threshold %.3f, liveness %s, frames %d)",
@@ -292,6 +306,7 @@ class FaceSession:
         self._embeddings.clear()
         self._good.clear()
         self._card_embedding = None
+        self._prepared = None
         if self.liveness is not None:
             self.liveness.reset()  # per-person measurements (openness, yaw, scores) go with the session
         self._closed = True

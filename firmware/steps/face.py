@@ -346,6 +346,10 @@ def capture_and_decide(engine: FaceEngine, camera, chip: ChipRead, progress: Fac
                 return FaceOutcome(False, "no_face")
             if not photo_added:
                 progress.publish(FaceSnapshot(step="chip", challenge=kind))
+                try:
+                    session.prepare()  # the live side of the decision, while the photo is on its way
+                except FaceError:
+                    return FaceOutcome(False, "no_face")
                 part = chip.wait(chip_wait_s, progress.stop)
                 if part is None:
                     return FaceOutcome(False, "stopped")

@@ -106,3 +106,29 @@ def test_a_recalibrated_kiosk_threshold_reaches_the_session(tmp_path):
                                                                    "single_far_1e-4": 0.111111})
     with FaceSession(FacePipeline(Manifest(tmp_path))) as session:
         assert session.threshold == pytest.approx(0.654321)
+
+
+def test_live_frames_prepared_before_the_card_photo_decide_the_same(pipeline, astronaut, monkeypatch):
+    """The kiosk embeds the live frames while the chip still reads the photo; the decision is unchanged."""
+    frames = camera_frames(astronaut, 7, seed=5)
+    with FaceSession(pipeline) as fresh:
+        fresh.add_card_photo(card_like(astronaut))
+        for frame in [f.copy() for f in frames[:6]]:
+            fresh.add_frame(frame)
+        expected = fresh.decide()
+    embeds = []
+    embed = pipeline.embed_aligned
+    monkeypatch.setattr(pipeline, "embed_aligned", lambda crops: embeds.append(len(crops)) or embed(crops))
+    with FaceSession(pipeline) as session:
+        for frame in [f.copy() for f in frames[:6]]:
+            session.add_frame(frame)
+        session.prepare()
+        assert embeds == [5]
+        session.add_card_photo(card_like(astronaut))
+        decision = session.decide()
+        assert embeds == [5]  # nothing left to embed but the card photo
+        assert decision.score == pytest.approx(expected.score, abs=1e-6)
+        assert decision.frames_used == expected.frames_used and decision.match == expected.match
+        session.add_frame(frames[6])  # a frame after prepare: the decision embeds afresh
+        session.decide()
+        assert embeds == [5, 5]
