@@ -259,6 +259,14 @@ def _check_consent_keys(value: Any) -> Any:
     return value
 
 
+def _legacy_consent(schema: dict) -> None:
+    """The schema file says what the model accepts: a consent item, or (v1 before #10) its bare flag."""
+    item = schema.get("additionalProperties")
+    if item is not None:
+        schema["additionalProperties"] = {"anyOf": [item, {"type": "boolean",
+                                                           "description": "v1 before #10: the flag alone"}]}
+
+
 class ResultMessage(_Message):
     """The outcome of one check-in, sent QoS 1 through the durable outbox.
 
@@ -281,7 +289,8 @@ class ResultMessage(_Message):
     cert_der_b64: CertB64
     cert_status: CertStatus
     #: ORCA prefix → flag and time. For the kiosk of before, a bare bool reads as flag 1/0 without time.
-    consent: dict[ConsentKey, ConsentItem] = Field(default_factory=dict, max_length=len(CONSENT_ITEMS))
+    consent: dict[ConsentKey, ConsentItem] = Field(default_factory=dict, max_length=len(CONSENT_ITEMS),
+                                                   json_schema_extra=lambda schema: _legacy_consent(schema))
     prescription: Literal["electronic", "paper"] | None = None  # PrescriptionIssueSelect 1 / 2
     eligibility_only: bool = False  # grace period: no medical-information consent was asked
     registration: bool | None = None  # registered for insurance use at this visit (False: asked, not done)
