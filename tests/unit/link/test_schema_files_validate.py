@@ -14,14 +14,9 @@ import pytest
 from pydantic import ValidationError
 
 from firmware.link.schemas import MESSAGES
+from tests.unit.link.test_v1_payloads import PAYLOADS, leaf_of
 
 SCHEMAS = Path(__file__).resolve().parents[3] / "docs" / "schemas"
-PAYLOADS = json.loads((Path(__file__).with_name("v1_payloads.json")).read_text(encoding="utf-8"))
-
-
-def _leaf(name: str) -> str:
-    """The topic leaf of a saved payload's name (``result_face`` → ``result``; the longest leaf wins)."""
-    return max((leaf for leaf in MESSAGES if name == leaf or name.startswith(leaf + "_")), key=len)
 
 
 def _validator(leaf: str):
@@ -37,7 +32,7 @@ def test_every_schema_file_is_a_valid_schema(leaf):
 
 @pytest.mark.parametrize("name", sorted(PAYLOADS))
 def test_every_payload_the_models_accept_passes_its_schema_file(name):
-    leaf = _leaf(name)
+    leaf = leaf_of(name)
     model = MESSAGES[leaf]
     payload = PAYLOADS[name]
     model.model_validate_json(json.dumps(payload))  # the models accept it

@@ -11,32 +11,18 @@ from pathlib import Path
 import pytest
 
 from firmware.link.limits import MAX_RESULT_BYTES
-from firmware.link.schemas import (
-    AckMessage,
-    ChallengeOffer,
-    ChallengeRequest,
-    Command,
-    ContextAnswer,
-    ContextRequest,
-    EventMessage,
-    RegistrationAnswer,
-    RegistrationRequest,
-    Reply,
-    ResultMessage,
-    StatusMessage,
-    parse,
-)
+from firmware.link.schemas import MESSAGES, ResultMessage, parse
 
 PAYLOADS = json.loads((Path(__file__).parent / "v1_payloads.json").read_text())
-MODELS = {"result": ResultMessage, "status": StatusMessage, "ack": AckMessage,
-          "challenge_request": ChallengeRequest, "challenge": ChallengeOffer, "context_request": ContextRequest,
-          "context": ContextAnswer, "registration_request": RegistrationRequest,
-          "registration": RegistrationAnswer, "event": EventMessage, "cmd": Command, "reply": Reply}
+
+
+def leaf_of(name: str) -> str:
+    """The topic leaf of a saved payload's name (``result_face`` → ``result``; the longest leaf wins)."""
+    return max((leaf for leaf in MESSAGES if name == leaf or name.startswith(leaf + "_")), key=len)
 
 
 def model_of(name: str):
-    return next(model for prefix, model in sorted(MODELS.items(), key=lambda kv: -len(kv[0]))
-                if name == prefix or name.startswith(prefix + "_"))
+    return MESSAGES[leaf_of(name)]
 
 
 @pytest.mark.parametrize("name", sorted(PAYLOADS))
