@@ -24,8 +24,11 @@ interface: a *verified* result (its proof checked, ``verified`` true) is acknowl
 ``face/`` file is in place, written on the ``terminal-files`` thread, not paho's. A result whose file
 cannot be written (full disk, read-only folder) is not acknowledged: the kiosk keeps it in its outbox
 and resends it, and each resend tries the file again; the file journal makes a resend, or a result
-redelivered after a terminal restart, write nothing twice. Results without a verified proof (a
-failed proof, a staff visual check, a bare read) get no face file and are acknowledged at once.
+redelivered after a terminal restart, write nothing twice. A staff visual check (目視確認) has no
+proof; it gets a face file only when this terminal's staff sent the reader's ``visual_ok``
+(:mod:`terminal.visual`: each OK sent is recorded and spent on that reader's next visual result);
+an unconfirmed one is flagged in the ack's problems. Other results without a verified proof (a
+failed proof, a bare read) get no face file and are acknowledged at once.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from firmware.link.schemas import (
     ContextAnswer,
     ContextRequest,
     EventMessage,
+    Method,
     RegistrationAnswer,
     RegistrationRequest,
     Reply,
@@ -68,6 +72,7 @@ from firmware.link.schemas import (
 from terminal.clinic_files import ClinicFiles, FaceJob
 from terminal.registry import Registry
 from terminal.verify import ChallengeBook, Verification, verify_result
+from terminal.visual import UNCONFIRMED, VisualConfirmations, VisualOk
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +103,8 @@ class TerminalView:
     file_errors: list[str] = field(default_factory=list)  # face files that could not be written (yet)
     contexts: list[ContextAnswer] = field(default_factory=list)
     registrations: list[RegistrationAnswer] = field(default_factory=list)
+    #: visual result id → the staff OK that confirmed it, or None: unconfirmed (no face file).
+    visual_checks: dict[str, VisualOk | None] = field(default_factory=dict)
 
 
 def describe_answer(ack: AckMessage) -> str:
@@ -134,7 +141,7 @@ class ReferenceTerminal:
     def __init__(self, broker: Broker, site: str = "+", printer: Callable[[str], None] | None = None,
                  name: str | None = "listen", *, registry: Registry | None = None,
                  issuer_keys: Mapping | None = None, challenge_ttl_s: float = 300.0,
-                 files: ClinicFiles | None = None):
+                 files: ClinicFiles | None = None, visual: VisualConfirmations | None = None):
         self.broker = broker
         self.site = site
         self.view = TerminalView()
@@ -144,6 +151,7 @@ class ReferenceTerminal:
         self.challenges = ChallengeBook(challenge_ttl_s)
         self.serves_requests = name is not None  # a throwaway sender must not answer (nor issue) anything
         self._seen_ids: set[str] = set()
+        self.visual = visual or VisualConfirmations()  # the 目視確認 OKs this terminal's staff sent
         self.files = files if name is not None else None  # a throwaway sender writes no clinic files
         self._file_state: dict[str, str] = {}  # result id → "pending" | "failed" | "written"
         self._ack_to: dict[str, tuple[str, str]] = {}  # result id → (site, reader) of its ack
@@ -191,8 +199,13 @@ class ReferenceTerminal:
         """``with terminal.locked():`` read the view while no message changes it."""
         return self._changed
 
-    def send_command(self, site: str, reader: str, name: CommandName, **args) -> Command:
+    def send_command(self, site: str, reader: str, name: CommandName, *, staff: str = "terminal",
+                     **args) -> Command:
+        """Publish a staff command (any thread); ``staff`` names who sent it (kept with a visual OK)."""
         command = Command(cmd=name, args=args)
+        if command.cmd == CommandName.VISUAL_OK:  # recorded before it leaves: no result can overtake it
+            with self._changed:
+                self.visual.sent(site, reader, staff, command.id)
         properties = None
         if self._v5:  # MQTT 5 request/response; the payload id alone serves 3.1.1
             properties = Properties(PacketTypes.PUBLISH)
@@ -238,7 +251,9 @@ class ReferenceTerminal:
             else:
                 ack, line = self._record(site, reader, parsed)
                 if isinstance(parsed, Reply):
-                    self._correlate(parsed, getattr(message.properties, "CorrelationData", None))
+                    command_id = self._correlate(parsed, getattr(message.properties, "CorrelationData", None))
+                    if command_id:
+                        self.visual.answered(command_id, parsed)  # an OK the kiosk did not take is dropped
             self._changed.notify_all()
         if line:
             self._say(line)
@@ -270,8 +285,9 @@ class ReferenceTerminal:
         line = f"[{site}/{reader}] insurance-use registration: {'done' if ok else 'refused'}"
         return "registration", answer.to_json(), line + (f" ({reason})" if reason else "")
 
-    def _correlate(self, reply: Reply, correlation: bytes | None) -> None:
-        """File a reply under its command's id: the MQTT 5 correlation data if it is one of ours, else ``id``."""
+    def _correlate(self, reply: Reply, correlation: bytes | None) -> str:
+        """File a reply under its command's id (returned): the MQTT 5 correlation data if it is one of
+        ours, else ``id``."""
         command = reply.id
         if correlation:
             try:
@@ -280,6 +296,7 @@ class ReferenceTerminal:
                 pass
         if command:
             self.view.replies_by_command[command] = reply
+        return command
 
     def _queue_face_file(self, site: str, reader: str, result: ResultMessage) -> None:
         """Hand a verified result to the file writer (under ``_changed``); its ack waits for the file."""
@@ -309,6 +326,14 @@ class ReferenceTerminal:
                 self.view.acknowledged.add(result_id)
                 self._changed.notify_all()
 
+    def _confirm_visual(self, result: ResultMessage) -> VisualOk | None:
+        """A visual result (under ``_changed``): spend the staff OK that confirms it, if there is one."""
+        if result.method != Method.VISUAL:
+            return None
+        confirmed = self.visual.spend(result)
+        self.view.visual_checks[result.id] = confirmed
+        return confirmed
+
     def _record(self, site: str, reader: str, parsed) -> tuple[AckMessage | None, str | None]:
         """Keep what arrived (under ``_changed``): the ack to send, and a line to print."""
         if isinstance(parsed, ResultMessage):
@@ -330,13 +355,18 @@ class ReferenceTerminal:
                 log.exception("verifying result %s failed", parsed.id)
                 verification = Verification(False, False, ("the terminal could not check the proof",))
             eligibility = self.registry.eligibility(base64.b64decode(parsed.cert_der_b64))
+            problems, confirmed = list(verification.problems), self._confirm_visual(parsed)
+            if parsed.method == Method.VISUAL and confirmed is None:
+                problems.append(UNCONFIRMED)
             ack = AckMessage(id=parsed.id, verified=verification.verified,
-                             problems=[safe_text(p) for p in verification.problems][:20], eligibility=eligibility)
+                             problems=[safe_text(p) for p in problems][:20], eligibility=eligibility)
             self.view.results.append(parsed)
             self.view.verifications[parsed.id] = verification
             self.view.answers[parsed.id] = ack
             line = describe_result(parsed) + describe_answer(ack)
-            if self.files is not None and verification.verified is True:
+            if confirmed is not None:
+                line += f" visual check confirmed by {confirmed.staff}"
+            if self.files is not None and (verification.verified is True or confirmed is not None):
                 self._queue_face_file(site, reader, parsed)
                 return None, line
             return ack, line

@@ -4,6 +4,10 @@ Element names and codes are the reference's (docs/notes/clinic-files.md says whi
 A face file carries the check-in's consent answers and the registry's eligibility answer; it never
 carries the certificate, the proofs, the face score, a PIN or the 12-digit number — the kiosk does
 not send the last two, and the others are the terminal's business, not the clinic system's.
+
+A check-in confirmed by staff (目視確認, ``method: visual``) says so in ``ProcessingResultMessage``:
+the reference names no field for the confirmation method, and that is the one it lists for notices
+(docs/notes/clinic-files.md). No staff name is written: who pressed OK stays in the terminal.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import re
 from dataclasses import dataclass
 
 from firmware.card.certificate import CertStatus
-from firmware.link.schemas import CONSENT_ITEMS, ConsentFlag, ResultMessage
+from firmware.link.schemas import CONSENT_ITEMS, ConsentFlag, Method, ResultMessage
 from hal.clock import JST
 from terminal.clinic_files.documents import Fields, day, get, optional, ratio, text_at, timestamp
 from terminal.registry import Answer, InsuredRecord
@@ -34,6 +38,8 @@ NOTICES = {
     CertStatus.EXPIRING: "電子証明書の有効期限が3か月以内に切れます。更新をご案内ください。",
     CertStatus.GRACE: "電子証明書の有効期限が切れています。資格確認のみ行いました(医療情報の同意なし)。",
 }
+#: How the holder was confirmed, when it was not the card reader's own check (staff looked at the card).
+VISUAL_NOTICE = "本人確認は職員の目視確認により行いました。"
 _NO_ANSWER = "資格情報を照会できませんでした。"
 
 #: Our error codes (ErrorCode) for requests the terminal cannot answer; the real ones are vendor-only.
@@ -124,8 +130,8 @@ def body(answer: Answer, *, prescription: str | None = None, notice: str | None 
         pairs.append(("QualificationValidity", str(answer.validity)))
     if prescription is not None:
         pairs.append(("PrescriptionIssueSelect", prescription))
-    if answer.validity is None:
-        notice = _NO_ANSWER
+    if answer.validity is None:  # and still what else there is to say (a visual check, the certificate)
+        notice = _NO_ANSWER + (notice or "")
     if notice:
         pairs.append(("ProcessingResultMessage", notice))
     if answer.validity in (1, 2, 3):
@@ -135,15 +141,20 @@ def body(answer: Answer, *, prescription: str | None = None, notice: str | None 
     return pairs
 
 
+def face_notice(result: ResultMessage) -> str | None:
+    """ProcessingResultMessage of a face file: the certificate's notice, then a visual check's."""
+    notices = [NOTICES.get(result.cert_status), VISUAL_NOTICE if result.method == Method.VISUAL else None]
+    return "".join(filter(None, notices)) or None
+
+
 def face_fields(result: ResultMessage, answer: Answer, now: dt.datetime, institution_code: str,
                 charset: str) -> Fields:
-    """The ``face/`` file of one verified check-in."""
+    """The ``face/`` file of one verified (or staff-confirmed) check-in."""
     status = STATUS_OK if answer.validity is not None else STATUS_ERROR
     return [
         ("MessageHeader", header(now, institution_code, charset, reference=BY_CARD)),
         ("MessageBody", body(answer, prescription=PRESCRIPTION.get(result.prescription or ""),
-                             notice=NOTICES.get(result.cert_status), consent=consent_fields(result),
-                             status=status)),
+                             notice=face_notice(result), consent=consent_fields(result), status=status)),
     ]
 
 

@@ -18,7 +18,8 @@ GOLDEN = Path(__file__).parent / "golden"
 CHECKED_IN = dt.datetime(2025, 3, 3, 9, 15, 30, tzinfo=JST)
 IDS = {"valid": "00000000-0000-4000-8000-000000000001", "family": "00000000-0000-4000-8000-000000000002",
        "invalid": "00000000-0000-4000-8000-000000000003", "no-record": "00000000-0000-4000-8000-000000000004",
-       "multiple": "00000000-0000-4000-8000-000000000005", "grace": "00000000-0000-4000-8000-000000000006"}
+       "multiple": "00000000-0000-4000-8000-000000000005", "grace": "00000000-0000-4000-8000-000000000006",
+       "visual": "00000000-0000-4000-8000-000000000007"}
 
 HANAKO = InsuredRecord(insurer_number="99999999", symbol="ウケツケ", number="1234567", branch="01", name="番号 花子",
                        name_kana="バンゴウ ハナコ", sex="2", birthdate=dt.date(1989, 3, 31),
@@ -42,7 +43,8 @@ def result(name: str, **fields) -> ResultMessage:
     return ResultMessage(id=IDS[name], **(base | fields))
 
 
-#: name → (result, answer): 有効 本人, 有効 家族 (6-digit insurer), 無効, 該当資格なし, 複数該当, grace.
+#: name → (result, answer): 有効 本人, 有効 家族 (6-digit insurer), 無効, 該当資格なし, 複数該当, grace,
+#: and a staff visual check (目視確認) this terminal's staff confirmed.
 CASES = {
     "valid": (result("valid"), Answer(1, HANAKO)),
     "family": (result("family", prescription="paper", consent={"PharmacistsInfo": {"flag": 0, "time": CHECKED_IN}},
@@ -52,6 +54,7 @@ CASES = {
     "multiple": (result("multiple"), Answer(5)),
     "grace": (result("grace", cert_status="grace", eligibility_only=True, consent={}, prescription=None),
               Answer(1, HANAKO)),
+    "visual": (result("visual", method=Method.VISUAL), Answer(1, HANAKO)),
 }
 ENCODINGS = {"sjis": "shift_jis", "utf8": "utf-8"}
 
