@@ -8,7 +8,8 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 APT_PACKAGES := python3-venv python3-dev gcc pkg-config \
 	pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc \
-	mosquitto mosquitto-clients openssl fonts-ipaexfont-gothic
+	mosquitto mosquitto-clients openssl fonts-ipaexfont-gothic \
+	chromium chromium-driver
 export PYGAME_HIDE_SUPPORT_PROMPT := 1
 
 .PHONY: setup run test lint bench schemas clean

@@ -37,6 +37,7 @@ import base64
 import logging
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -104,6 +105,8 @@ class TerminalView:
     contexts: list[ContextAnswer] = field(default_factory=list)
     registrations: list[RegistrationAnswer] = field(default_factory=list)
     #: visual result id → the staff OK that confirmed it, or None: unconfirmed (no face file).
+    #: site/reader → that reader's latest events (the staff page; an event names no site itself).
+    recent_events: dict[str, deque[EventMessage]] = field(default_factory=dict)
     visual_checks: dict[str, VisualOk | None] = field(default_factory=dict)
 
 
@@ -126,6 +129,8 @@ def describe_result(result: ResultMessage) -> str:
             f"cert={result.cert_status.value} subject={subject}{score} id={result.id}")
 
 
+#: Events kept per reader for the staff page (its last flow state and what was announced since).
+RECENT_EVENTS = 16
 #: How long the broker keeps a listening terminal's session (and its queued results) while it is away.
 SESSION_EXPIRY_S = 7 * 24 * 3600
 
@@ -380,6 +385,7 @@ class ReferenceTerminal:
             self.view.problems[key] = list(parsed.problems)
         elif isinstance(parsed, EventMessage):
             self.view.events.append(parsed)
+            self.view.recent_events.setdefault(f"{site}/{reader}", deque(maxlen=RECENT_EVENTS)).append(parsed)
         elif isinstance(parsed, Reply):
             self.view.replies.append(parsed)
         return None, line
