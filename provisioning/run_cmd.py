@@ -42,6 +42,10 @@ def register(app: typer.Typer) -> None:
         scenario: list[str] = typer.Option([], help="With --demo, headless: play only these named scenarios "
                                            "(repeatable; default every one; see --list-scenarios)."),
         list_scenarios: bool = typer.Option(False, help="Print the demo's scenarios and exit."),
+        staff_port: int | None = typer.Option(None, "--staff-port", min=0, max=65535,
+                                              help="With --demo: serve the terminal's staff page (目視確認 "
+                                                   "OK/NG, cancel, language) on this port, 0 = any free one; "
+                                                   "its URL and a one-time password are printed."),
     ) -> None:
         """Start the kiosk."""
         from firmware.memory import tune_malloc
@@ -77,7 +81,11 @@ def register(app: typer.Typer) -> None:
         )
         from ui.window import KioskWindow
 
-        demo_env = Demo(cfg, isolate=demo) if demo or cfg.broker.embedded else None
+        demo_env = Demo(cfg, isolate=demo, staff_port=staff_port) if demo or cfg.broker.embedded else None
+        if staff_port is not None and demo_env is None:
+            console.print("uketsuke: error: --staff-port serves the demo's terminal; with a real broker run "
+                          "`uketsuke terminal listen --staff-port N --staff-password-file F`")
+            raise typer.Exit(2)
         if demo_env is not None:
             cfg = demo_env.start(printer=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
         cards_dir = Path(tempfile.mkdtemp(prefix="uketsuke-cards-")) if demo or checkins else None

@@ -75,8 +75,18 @@ def listen(
                                                                         "(default: a fictitious one)."),
     encoding: Encoding = typer.Option(Encoding.shift_jis, help="Clinic file encoding (CharacterCodeIdentifier 1 "
                                                                "Shift_JIS or 0 UTF-8)."),
+    staff_port: int | None = typer.Option(None, "--staff-port", min=0, max=65535,
+                                          help="Serve the staff page on this port (0: any free one); needs "
+                                               "--staff-password-file. See docs/notes/staff-page.md."),
+    staff_password_file: Path | None = typer.Option(None, "--staff-password-file",
+                                                    help="The staff's passwords: a password (user 'staff'), or "
+                                                         "'user:password' / 'user:<hash from staff-password>' "
+                                                         "lines."),
+    staff_host: str = typer.Option("127.0.0.1", "--staff-host",
+                                   help="Address the staff page listens on (default: this machine only)."),
 ) -> None:
     """Show every reader's status and results as they arrive, answering requests and acknowledging results."""
+    accounts = _staff_accounts(staff_port, staff_password_file)
     broker, config_site = _broker(config, host, port, protocol)
     site = site or config_site or "+"
     printer = None if as_json else (lambda line: console.print(line, markup=False, highlight=False))
@@ -93,13 +103,24 @@ def listen(
         raise typer.BadParameter(str(exc)) from None
     terminal = ReferenceTerminal(broker, site=site, printer=printer, name=name, registry=fixture, issuer_keys=keys,
                                  files=clinic)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # before anything starts: a SIGTERM always cleans up
     terminal.start()  # an unwritable files folder raises ClinicFilesError: one line from the CLI's main()
     if clinic is not None and not as_json:
         console.print(f"clinic files in {files.resolve()}/{{face,req,res}}", highlight=False)
+    staff = None
+    if accounts is not None:
+        from terminal.staff import StaffServerError, serve
+
+        try:
+            staff = serve(terminal, accounts, staff_host, staff_port, report=_thread_report(printer))
+        except StaffServerError:
+            terminal.stop()
+            raise
+        if not as_json:
+            console.print(f"staff page {staff.url} (users: {', '.join(accounts.users)})", highlight=False)
     if not terminal.wait_connected(10) and not as_json:
         console.print(f"waiting for the broker at {broker.host}:{broker.port} …")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
     def all_arrived(view) -> bool:
         ids = {r.id for r in view.results}
@@ -111,6 +132,8 @@ def listen(
     except KeyboardInterrupt:
         pass
     finally:
+        if staff is not None:
+            staff.stop()
         terminal.stop()
     if as_json:
         with terminal.locked():
@@ -118,6 +141,35 @@ def listen(
             acknowledged = len(ids & terminal.view.acknowledged)
         print(json.dumps({"checkins": len(ids), "acknowledged": acknowledged, "pending": len(ids) - acknowledged}),
               flush=True)
+
+
+def _staff_accounts(port: int | None, password_file: Path | None):
+    """The staff accounts when the page is wanted (both options), else None; one clear error otherwise."""
+    if port is None and password_file is None:
+        return None
+    if port is None or password_file is None:
+        raise typer.BadParameter("the staff page needs both --staff-port and --staff-password-file")
+    from terminal.staff import StaffAccounts, StaffConfigError
+
+    try:
+        return StaffAccounts.load(password_file)
+    except StaffConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+@app.command("staff-password")
+def staff_password(
+    user: str = typer.Option("staff", help="The staff member's user name (a-z 0-9 . _ -)."),
+) -> None:
+    """Print a password file line for the staff page (the password itself is not kept anywhere)."""
+    from terminal.staff.accounts import MIN_PASSWORD_LENGTH, USER_PATTERN, hash_password
+
+    if not USER_PATTERN.match(user):
+        raise typer.BadParameter("the user name must be 1-32 of a-z 0-9 . _ -")
+    password = typer.prompt("password", hide_input=True, confirmation_prompt=True, err=True)  # stdout: the line
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise typer.BadParameter(f"the password must be at least {MIN_PASSWORD_LENGTH} characters")
+    print(f"{user}:{hash_password(password)}")
 
 
 @app.command()

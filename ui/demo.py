@@ -94,6 +94,9 @@ class Demo:
     workdir: Path | None = None
     #: The terminal's clinic files (face/, req/ → res/); kept after the demo (var/ is git-ignored).
     files_dir: Path | None = DEFAULT_ROOT
+    #: Serve the terminal's staff page on this port (0: any free one), with a one-time password.
+    staff_port: int | None = None
+    staff: object | None = None  # terminal.staff.StaffServer once started
 
     def start(self, printer=print) -> Config:
         port = free_port()
@@ -117,9 +120,24 @@ class Demo:
                                           registry=registry, files=files)
         self.terminal.start()
         self.terminal.wait_connected(5)
+        if self.staff_port is not None:
+            self._serve_staff_page(printer)
         return self.config
 
+    def _serve_staff_page(self, printer) -> None:
+        """The staff page on loopback, for the demo's 目視確認 buttons; its password is made here, once."""
+        import secrets
+
+        from terminal.staff import StaffAccounts, hash_password, serve
+
+        password = secrets.token_urlsafe(12)
+        self.staff = serve(self.terminal, StaffAccounts({"staff": hash_password(password)}), "127.0.0.1",
+                           self.staff_port)
+        printer(f"staff page {self.staff.url} (user staff, password {password})")
+
     def stop(self) -> None:
+        if self.staff is not None:
+            self.staff.stop()
         if self.terminal:
             self.terminal.stop()
         if self.broker:
