@@ -12,7 +12,7 @@ APT_PACKAGES := python3-venv python3-dev gcc pkg-config \
 	chromium chromium-driver
 export PYGAME_HIDE_SUPPORT_PROMPT := 1
 
-.PHONY: setup run test lint bench schemas clean
+.PHONY: setup run test lint bench schemas screenshots clean
 
 setup: .stamp-apt .stamp-venv
 
@@ -43,6 +43,11 @@ lint: setup
 ## A unit test fails while they are stale (tests/unit/link/test_schema_export.py).
 schemas: setup
 	$(BIN)/python -m firmware.link.export_schemas
+
+## The README's staff-page screenshot (docs/screenshots/staff-page.png), taken by the real-browser test
+## (headless chromium against a terminal and kiosk links on a private mosquitto); commit it.
+screenshots: setup
+	UKETSUKE_SCREENSHOTS=docs/screenshots $(BIN)/pytest -q -p no:cacheprovider tests/hil/staff/test_staff_browser.py
 
 ## Benchmarks with side-by-side baselines; results go to bench/results/*.json.
 bench: setup

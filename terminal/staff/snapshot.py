@@ -182,7 +182,7 @@ def take(terminal, commands: list[SentCommand] | None = None, limit: int = 50) -
                 if event.detail == "proxy":
                     proxy.add(key)
             else:
-                last_state[key] = (event.state, event.ts)
+                last_state[key] = (event.state, event.ts.astimezone(JST))
                 break
     readers = []
     for key in sorted(keys):

@@ -166,8 +166,11 @@ def create_app(terminal, accounts: StaffAccounts, *, sessions: Sessions | None =
         session: Session = request.state.session
         if not session.csrf_ok(csrf):
             return csrf_refused()
-        if not (_IDENTIFIER.fullmatch(site) and _IDENTIFIER.fullmatch(reader)) or view().reader(site, reader) is None:
+        known = view().reader(site, reader) if _IDENTIFIER.fullmatch(site) and _IDENTIFIER.fullmatch(reader) else None
+        if known is None:
             return JSONResponse({"detail": "no such reader"}, status_code=404)
+        if not known.online:  # the broker would keep it for the kiosk's return: a stale OK must not wait there
+            return JSONResponse({"detail": "the reader is offline"}, status_code=409)
         try:
             name = CommandName(cmd)
         except ValueError:

@@ -190,7 +190,7 @@ def test_visual_ok_is_sent_recorded_with_the_user_and_its_reply_shown(staff, ter
     ({"cmd": "set_language", "language": "en"}, ("set_language", {"language": "en"})),
 ])
 def test_each_button_sends_its_command(staff, terminal, form, sent):
-    response = staff.post("/readers/s1/r2/command", data=form | {"csrf": _csrf(staff)}, follow_redirects=False)
+    response = staff.post("/readers/s1/r1/command", data=form | {"csrf": _csrf(staff)}, follow_redirects=False)
     assert response.status_code == 303
     (command,) = _commands(terminal)
     assert (command.cmd.value, dict(command.args)) == sent
@@ -200,6 +200,7 @@ def test_each_button_sends_its_command(staff, terminal, form, sent):
 @pytest.mark.parametrize("path,form,status", [
     ("/readers/s1/r9/command", {"cmd": "visual_ok"}, 404),  # no such reader
     ("/readers/s9/r1/command", {"cmd": "visual_ok"}, 404),
+    ("/readers/s1/r2/command", {"cmd": "visual_ok"}, 409),  # offline: the OK would wait at the broker
     ("/readers/s1/r1/command", {"cmd": "ping"}, 400),  # not a staff command
     ("/readers/s1/r1/command", {"cmd": "start"}, 400),
     ("/readers/s1/r1/command", {"cmd": "reboot"}, 400),
@@ -256,6 +257,7 @@ def test_readers_online_offline_problems_and_what_they_wait_for(staff, terminal)
     assert readers["s1/r2"]["called_staff"] and not readers["s1/r2"]["wants_visual"]
     page = staff.get("/").text
     assert 'data-status="online"' in page and 'data-status="offline"' in page
+    assert page.count("<fieldset disabled>") == 1  # the offline reader's buttons
     assert "waiting for a visual check (代理 proxy)" in page and "staff called" in page
     deliver(terminal, "event", EventMessage(reader="r1", state="checking"))  # staff said OK: it goes on
     readers = {r["key"]: r for r in staff.get("/api/view").json()["readers"]}
