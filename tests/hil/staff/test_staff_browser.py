@@ -47,7 +47,7 @@ def browser(tmp_path):
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
-    options.binary_location = binary  # Debian's, so selenium's own manager never looks for a browser
+    options.binary_location = binary  # Debian's; with the driver's path below, Selenium Manager never runs
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
