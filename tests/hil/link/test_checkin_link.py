@@ -184,7 +184,7 @@ def test_answers_for_someone_else_are_ignored(mosquitto, terminal, kiosk, pki):
 def test_ack_carries_verification_and_eligibility(mosquitto, terminal, kiosk, pki):
     valid, invalid = pki.holder(), pki.holder()
     registry = Registry([RegistryEntry(sha256=cert_sha256(invalid.cert_der), qualification_validity=2)])
-    term = terminal(registry=registry, issuer_keys=pki.issuer_keys)
+    term = terminal(registry=registry, issuer_keys=pki.issuer_keys, trust_anchors=pki.anchors)
     link = kiosk(mosquitto.port)
     assert wait_until(lambda: link.challenges_ready >= 3, 10)
     fresh = pin_result(valid, link.take_challenge())
