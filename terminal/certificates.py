@@ -99,7 +99,7 @@ def kind_problem(result: ResultMessage) -> str | None:
     if result.method == Method.SMARTPHONE and not phone:
         return f"a smartphone result names a {result.card_kind} token"
     if result.method in (Method.FACE, Method.PIN) and phone:
-        return f"a {result.method.value} result names a phone ({result.card_kind}), which has no card to show"
+        return f"a {result.method} result names a phone ({result.card_kind}), which has no card to show"
     if result.method == Method.PIN and result.card_kind == "face-only":
         return "a PIN result names a face-only card, which has no PIN"
     return None

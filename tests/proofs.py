@@ -80,10 +80,11 @@ def pin_result(holder: Holder, challenge: Challenge | None, *, forged: bool = Fa
                reader: str = "r1", **fields) -> ResultMessage:
     nonce = challenge.nonce if challenge else b"kiosk-made nonce, not the terminal's"
     signature = sign(holder.key if not forged else new_rsa_key(), nonce)
-    return ResultMessage(site=site, reader=reader, method=Method.PIN, card_kind="card", cert_der_b64=holder.cert_b64,
-                         cert_status="valid", challenge_id=challenge.id if challenge else None,
-                         fresh=challenge is not None, nonce_b64=base64.b64encode(nonce).decode(),
-                         signature_b64=base64.b64encode(signature).decode(), **fields)
+    values = dict(site=site, reader=reader, method=Method.PIN, card_kind="card", cert_der_b64=holder.cert_b64,
+                  cert_status="valid", challenge_id=challenge.id if challenge else None,
+                  fresh=challenge is not None, nonce_b64=base64.b64encode(nonce).decode(),
+                  signature_b64=base64.b64encode(signature).decode())
+    return ResultMessage(**(values | fields))
 
 
 def genuineness(card: Holder, nonce: bytes, cert_der: bytes) -> bytes:
@@ -101,5 +102,7 @@ def face_result(holder: Holder, challenge: Challenge | None, *, site: str = "s1"
                   fresh=challenge is not None, nonce_b64=base64.b64encode(nonce).decode(),
                   genuineness_b64=base64.b64encode(genuineness(holder, nonce, holder.cert_der)).decode(),
                   cvc_b64=base64.b64encode(holder.cvc).decode(), face_live=True,
-                  face_score=0.8, face_threshold=kiosk_face_threshold())
+                  face_score=0.8)
+    if "face_threshold" not in fields:
+        values["face_threshold"] = kiosk_face_threshold()
     return ResultMessage(**(values | fields))
