@@ -105,6 +105,29 @@ def kind_problem(result: ResultMessage) -> str | None:
     return None
 
 
+def _check_status(result: ResultMessage, certificate: AuthCertificate, grace_rule: str, at: dt.datetime,
+                  problems: list[str]) -> bool:
+    """The claimed status against the dates at the check-in, and what the status allows."""
+    grace_allowed = result.card_kind not in PHONE_KINDS and result.method != Method.SMARTPHONE
+    claimed = result.cert_status
+    possible = statuses_between(certificate, at - VISIT_SLACK, at, grace_allowed, grace_rule)
+    status = claimed
+    ok = True
+    if claimed not in possible:
+        status = status_at(certificate.not_before, certificate.not_after, at, grace_allowed, grace_rule)
+        problems.append(f"the result claims the certificate is {claimed.value}, but on {_jst_day(at)} "
+                        f"(Japan time, grace rule {grace_rule}) it was {status.value}")
+        ok = False
+    if status == CertStatus.UNUSABLE:
+        problems.append(_why_unusable(certificate, at, grace_allowed, grace_rule))
+        ok = False
+    elif status == CertStatus.GRACE and (not result.eligibility_only or result.consent):
+        problems.append("a certificate in its grace period allows eligibility only, but the result "
+                        + ("carries consent" if result.consent else "is not marked eligibility-only"))
+        ok = False
+    return ok
+
+
 def check_certificate(result: ResultMessage, certificate: AuthCertificate, *, anchors: Sequence[x509.Certificate],
                       grace_rule: str, at: dt.datetime, problems: list[str],
                       revoked: RevocationCheck | None = None) -> bool:
@@ -122,21 +145,10 @@ def check_certificate(result: ResultMessage, certificate: AuthCertificate, *, an
     else:
         problems.append("chain unverified: the terminal has no trust anchors")
 
-    grace_allowed = result.card_kind not in PHONE_KINDS and result.method != Method.SMARTPHONE
-    claimed = result.cert_status
-    possible = statuses_between(certificate, at - VISIT_SLACK, at, grace_allowed, grace_rule)
-    status = claimed
-    if claimed not in possible:
-        status = status_at(certificate.not_before, certificate.not_after, at, grace_allowed, grace_rule)
-        problems.append(f"the result claims the certificate is {claimed.value}, but on {_jst_day(at)} "
-                        f"(Japan time, grace rule {grace_rule}) it was {status.value}")
-        ok = False
-    if status == CertStatus.UNUSABLE:
-        problems.append(_why_unusable(certificate, at, grace_allowed, grace_rule))
-        ok = False
-    elif status == CertStatus.GRACE and (not result.eligibility_only or result.consent):
-        problems.append("a certificate in its grace period allows eligibility only, but the result "
-                        + ("carries consent" if result.consent else "is not marked eligibility-only"))
+    try:
+        ok &= _check_status(result, certificate, grace_rule, at, problems)
+    except (OverflowError, ValueError):  # dates at the calendar's ends (9999-12-31 means "no expiry")
+        problems.append("the certificate's validity dates cannot be judged (outside the calendar)")
         ok = False
 
     if revoked is not None:

@@ -52,6 +52,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from firmware.card.certificate import AuthCertificate, CertificateError
 from firmware.card.cvc import CardNotGenuine, CvcError, parse_cvc
 from firmware.card.genuineness import genuineness_data
+from firmware.card.tlv import TlvError
 from firmware.errors import ModelError
 from firmware.link.schemas import Challenge, Method, ResultMessage, now_utc
 from hal.clock import JST
@@ -237,7 +238,7 @@ def _face(result: ResultMessage, nonce: bytes, cert_der: bytes, issuer_keys, min
         return False
     try:
         cvc = parse_cvc(raw_cvc)
-    except CvcError:
+    except (CvcError, TlvError):  # a malformed TLV is no CVC either
         problems.append("the card's CVC does not parse")
         return False
     if not cert_der or not _rsa_ok(cvc.public_key, genuineness, genuineness_data(nonce, cert_der)):

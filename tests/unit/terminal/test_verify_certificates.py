@@ -232,3 +232,11 @@ def test_the_revocation_hook(pki):
                            revoked=lambda cert: "listed in the CRL" if cert.serial_number == serial else None)
     assert verification.verified is False and problems_with(verification, "revoked: listed in the CRL")
     assert checked(pin_result(pki.holder(), None), pki, revoked=lambda cert: None).verified is True
+
+
+def test_dates_at_the_calendars_end_are_a_problem_not_a_crash(pki):
+    """notAfter 9999-12-31 23:59:59Z (RFC 5280's "no expiry") is past the calendar's end in Japan time."""
+    card = holder_until(pki, dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC),
+                        not_before=dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
+    verification = checked(pin_result(card, None), pki)
+    assert verification.verified is False and problems_with(verification, "cannot be judged")

@@ -7,8 +7,10 @@ from __future__ import annotations
 import base64
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from firmware.link.schemas import Method
+from firmware.link.schemas import Method, ResultMessage
 from terminal.verify import ChallengeBook, kiosk_face_threshold, verify_result
 from tests.proofs import Pki, face_result, genuineness, pin_result, sign
 
@@ -87,6 +89,12 @@ def test_what_the_binding_cannot_stop_a_relay_in_front_of_an_honest_kiosk(pki, b
     assert check(relayed, book, pki).verified is True
 
 
+@pytest.mark.parametrize("cvc", [b"\x00\x81", b"\x7f\x21\x01\x00", b"not a TLV at all"])
+def test_a_malformed_cvc_is_a_problem_not_a_crash(pki, book, cvc):
+    checked = check(face_result(pki.holder(), None, cvc_b64=b64(cvc)), book, pki)
+    assert checked.verified is False and "the card's CVC does not parse" in checked.problems
+
+
 def test_a_pin_signature_by_another_cards_key_fails(pki, book):
     card_a, card_b = pki.holder(), pki.holder()
     challenge = book.issue("s1", "r1", 1)[0]
@@ -145,3 +153,38 @@ def test_visual_and_bare_reads_carry_no_proof(pki, book):
     for method in (Method.VISUAL, Method.NONE):
         result = pin_result(pki.holder(), None).model_copy(update={"method": method})
         assert check(result, book, pki).verified is None
+
+
+_B64_FIELDS = ("cert_der_b64", "nonce_b64", "genuineness_b64", "cvc_b64", "signature_b64")
+#: The parts each method's check depends on: changing any of them must leave the result unverified.
+_JUDGED = {Method.PIN: {"cert_der_b64", "nonce_b64", "signature_b64", "cert_status", "card_kind"},
+           Method.FACE: {"cert_der_b64", "nonce_b64", "genuineness_b64", "cvc_b64", "cert_status", "card_kind",
+                         "face_score", "face_threshold"}}
+
+
+@pytest.fixture(scope="module")
+def honest(pki):
+    return {Method.FACE: face_result(pki.holder(), None), Method.PIN: pin_result(pki.holder(), None)}
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_altered_result_is_judged_never_raises(pki, honest, data):
+    """Whatever part of an honest result is changed, the check answers (never with a crash), and a
+    change to a part it judges leaves the result unverified."""
+    method = data.draw(st.sampled_from([Method.FACE, Method.PIN]))
+    field = data.draw(st.sampled_from(_B64_FIELDS + ("cert_status", "card_kind", "face_score", "face_threshold")))
+    if field in _B64_FIELDS:
+        value = b64(data.draw(st.binary(min_size=6, max_size=180)))  # within every field's bounds
+    elif field == "cert_status":
+        value = data.draw(st.sampled_from(["expiring", "grace", "unusable"]))
+    elif field == "card_kind":
+        value = data.draw(st.sampled_from(["android", "iphone"]))
+    else:  # all below the kiosk's calibrated threshold
+        value = data.draw(st.floats(-1.0, 0.5))
+    original = honest[method]
+    altered = ResultMessage.model_validate(original.model_dump() | {field: value})  # as the terminal parses it
+    verification = check(altered, ChallengeBook(), pki)
+    assert verification.verified in (True, False) and all(len(p) <= 240 for p in verification.problems)
+    if field in _JUDGED[method] and getattr(altered, field) != getattr(original, field):
+        assert verification.verified is False, (field, verification.problems)
