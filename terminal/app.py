@@ -65,6 +65,7 @@ from firmware.link.schemas import (
     safe_text,
     topic,
 )
+from terminal.certificates import RevocationCheck
 from terminal.clinic_files import ClinicFiles, FaceJob
 from terminal.registry import Registry
 from terminal.verify import ChallengeBook, Verification, verify_result
@@ -136,7 +137,7 @@ class ReferenceTerminal:
                  name: str | None = "listen", *, registry: Registry | None = None,
                  issuer_keys: Mapping | None = None, challenge_ttl_s: float = 300.0,
                  files: ClinicFiles | None = None, trust_anchors: Sequence = (), grace_rule: str = "months",
-                 min_face_threshold: float | None = None):
+                 min_face_threshold: float | None = None, revoked: RevocationCheck | None = None):
         self.broker = broker
         self.site = site
         self.view = TerminalView()
@@ -145,10 +146,11 @@ class ReferenceTerminal:
         self.issuer_keys = issuer_keys
         #: How proofs are judged (terminal.verify.verify_result): CA certificates the user-authentication
         #: certificate must be issued by, the kiosk's grace rule, the lowest face threshold accepted
-        #: (None: the kiosk's calibrated one).
+        #: (None: the kiosk's calibrated one), and a revocation lookup if there is one (None: not checked).
         self.trust_anchors = tuple(trust_anchors)
         self.grace_rule = grace_rule
         self.min_face_threshold = min_face_threshold
+        self.revoked = revoked
         self.challenges = ChallengeBook(challenge_ttl_s)
         self.serves_requests = name is not None  # a throwaway sender must not answer (nor issue) anything
         self._seen_ids: set[str] = set()
@@ -334,7 +336,8 @@ class ReferenceTerminal:
             self._seen_ids.add(parsed.id)
             try:
                 verification = verify_result(parsed, self.challenges, self.issuer_keys, anchors=self.trust_anchors,
-                                             grace_rule=self.grace_rule, min_face_threshold=self.min_face_threshold)
+                                             grace_rule=self.grace_rule, min_face_threshold=self.min_face_threshold,
+                                             revoked=self.revoked)
             except Exception:  # never on paho's thread: the result is still stored and acknowledged
                 log.exception("verifying result %s failed", parsed.id)
                 verification = Verification(False, False, ("the terminal could not check the proof",))
