@@ -60,8 +60,11 @@ def chain_problem(certificate: x509.Certificate, anchors: Sequence[x509.Certific
 
 
 def checkin_time(result: ResultMessage, now: dt.datetime, challenge_issued: dt.datetime | None) -> dt.datetime:
-    """When the check-in was (see the module docstring): the result's ``ts``, bounded by what we know."""
-    at = min(result.ts, now)
+    """When the check-in was (see the module docstring): the result's ``ts``, bounded by what we know.
+
+    A ``ts`` without a time zone (our kiosk never writes one) says no instant: the arrival stands in.
+    """
+    at = min(result.ts, now) if result.ts.tzinfo is not None else now
     if challenge_issued is not None:
         at = max(at, challenge_issued)
     return at

@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from firmware.card.certificate import CertStatus
-from firmware.link.schemas import Method
+from firmware.link.schemas import Method, ResultMessage
 from hal.sim.card.throwaway_pki import ThrowAwayCa, end_of_day_jst, new_rsa_key, user_certificate
 from terminal.certificates import VISIT_SLACK, chain_problem, statuses_between
 from terminal.trust import jlis_anchors
@@ -240,3 +240,11 @@ def test_dates_at_the_calendars_end_are_a_problem_not_a_crash(pki):
                         not_before=dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
     verification = checked(pin_result(card, None), pki)
     assert verification.verified is False and problems_with(verification, "cannot be judged")
+
+
+def test_a_timestamp_without_a_time_zone_is_judged_at_arrival(pki):
+    """Our kiosk always writes an offset; a bare local time names no instant, and must not crash."""
+    fields = pin_result(pki.holder(), None).model_dump(mode="json") | {"ts": "2020-01-01T00:00:00"}
+    result = ResultMessage.model_validate(fields)
+    assert result.ts.tzinfo is None
+    assert checked(result, pki).verified is True
