@@ -75,6 +75,7 @@ def register(app: typer.Typer) -> None:
             demo_card_profile,
             demo_catalogue,
             demo_config,
+            demo_trust_anchors,
             play_check_ins,
             play_scenarios,
             wire_simulation,
@@ -99,9 +100,12 @@ def register(app: typer.Typer) -> None:
                 from firmware.card.cvc import load_issuer_keys
 
                 demo_env.terminal.issuer_keys = load_issuer_keys(cfg.card.issuer_keys_dir)
+                demo_env.terminal.trust_anchors = demo_trust_anchors(info.directory for info in catalogue.values())
             card = catalogue[next(iter(catalogue))].directory
         elif cards_dir is not None:
             card = demo_card_profile(cards_dir)
+            if demo_env is not None:  # the demo terminal checks the card's certificate against its test CA
+                demo_env.terminal.trust_anchors = demo_trust_anchors([card])
         kiosk = Kiosk(cfg)
         wire_simulation(kiosk)
         kiosk.start()

@@ -14,10 +14,13 @@ from rich.console import Console
 
 from firmware.card.cvc import CvcError, load_issuer_keys
 from firmware.config import Broker, load_config
+from firmware.errors import ModelError
 from firmware.link.schemas import Command, CommandName
 from terminal.app import ReferenceTerminal
 from terminal.clinic_files import DEFAULT_INSTITUTION_CODE, DEFAULT_ROOT, ClinicFiles
 from terminal.registry import Registry, RegistryError
+from terminal.trust import TrustAnchorError, load_trust_anchors
+from terminal.verify import kiosk_face_threshold
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()
@@ -31,6 +34,11 @@ class Encoding(StrEnum):
 class Protocol(StrEnum):
     v5 = "5"
     v311 = "3.1.1"
+
+
+class GraceRule(StrEnum):  # firmware.card.certificate.GRACE_RULES
+    months = "months"
+    month_end = "month_end"
 
 
 def _broker(config: Path | None, host: str | None, port: int | None, protocol: Protocol | None) -> tuple[Broker, str]:
@@ -84,6 +92,17 @@ def listen(
                                                          "lines."),
     staff_host: str = typer.Option("127.0.0.1", "--staff-host",
                                    help="Address the staff page listens on (default: this machine only)."),
+    trust_anchors: list[str] = typer.Option([], "--trust-anchors", metavar="PEM|DIR|jlis",
+                                            help="CA certificates the user-authentication certificate must be "
+                                                 "issued by (repeat for several): a PEM file, a folder of them, "
+                                                 "or 'jlis' for the J-LIS roots shipped in terminal/trust/jlis/. "
+                                                 "Without any, results carry a 'chain unverified' problem."),
+    grace_rule: GraceRule | None = typer.Option(None, help="The kiosk's grace boundary after a certificate's "
+                                                           "expiry (default: the config's card.grace_rule, "
+                                                           "else months)."),
+    min_face_threshold: float | None = typer.Option(None, min=-1.0, max=1.0,
+                                                    help="The lowest face threshold a result may claim (default: "
+                                                         "the kiosk's calibrated one in models/manifest.toml)."),
 ) -> None:
     """Show every reader's status and results as they arrive, answering requests and acknowledging results."""
     accounts = _staff_accounts(staff_port, staff_password_file)
@@ -93,8 +112,13 @@ def listen(
     try:
         fixture = Registry.load(registry) if registry else None
         keys = load_issuer_keys(issuer_keys) if issuer_keys else None
-    except (RegistryError, CvcError) as exc:
+        anchors = load_trust_anchors(trust_anchors)
+        threshold = min_face_threshold if min_face_threshold is not None else kiosk_face_threshold()
+    except (RegistryError, CvcError, TrustAnchorError) as exc:
         raise typer.BadParameter(str(exc)) from None
+    except ModelError as exc:
+        raise typer.BadParameter(f"{exc}; or give --min-face-threshold") from None
+    rule = grace_rule.value if grace_rule else (load_config(config).card.grace_rule if config else "months")
     fixture = fixture or Registry()
     try:
         clinic = None if no_files else ClinicFiles(files, fixture, institution_code=institution_code,
@@ -102,12 +126,15 @@ def listen(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     terminal = ReferenceTerminal(broker, site=site, printer=printer, name=name, registry=fixture, issuer_keys=keys,
-                                 files=clinic)
+                                 files=clinic, trust_anchors=anchors, grace_rule=rule, min_face_threshold=threshold)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # before anything starts: a SIGTERM always cleans up
     terminal.start()  # an unwritable files folder raises ClinicFilesError: one line from the CLI's main()
     if clinic is not None and not as_json:
         console.print(f"clinic files in {files.resolve()}/{{face,req,res}}", highlight=False)
+    if not as_json:
+        console.print(f"proofs: {len(anchors)} trust anchor(s), grace rule {rule}, face threshold ≥ {threshold:g}"
+                      + ("" if anchors else " (no anchors: every result says 'chain unverified')"), highlight=False)
     staff = None
     if accounts is not None:
         from terminal.staff import StaffServerError, serve

@@ -38,7 +38,7 @@ import logging
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
@@ -70,6 +70,7 @@ from firmware.link.schemas import (
     safe_text,
     topic,
 )
+from terminal.certificates import RevocationCheck
 from terminal.clinic_files import ClinicFiles, FaceJob
 from terminal.registry import Registry
 from terminal.verify import ChallengeBook, Verification, verify_result
@@ -124,7 +125,8 @@ def describe_result(result: ResultMessage) -> str:
         subject = AuthCertificate(base64.b64decode(result.cert_der_b64)).subject
     except CertificateError:
         subject = "(certificate does not parse)"
-    score = f" score={result.face_score:.3f}/{result.face_threshold:.3f}" if result.face_score is not None else ""
+    threshold = f"{result.face_threshold:.3f}" if result.face_threshold is not None else "-"
+    score = f" score={result.face_score:.3f}/{threshold}" if result.face_score is not None else ""
     return (f"[{result.site}/{result.reader}] {result.method.value} {result.card_kind} "
             f"cert={result.cert_status.value} subject={subject}{score} id={result.id}")
 
@@ -146,13 +148,22 @@ class ReferenceTerminal:
     def __init__(self, broker: Broker, site: str = "+", printer: Callable[[str], None] | None = None,
                  name: str | None = "listen", *, registry: Registry | None = None,
                  issuer_keys: Mapping | None = None, challenge_ttl_s: float = 300.0,
-                 files: ClinicFiles | None = None, visual: VisualConfirmations | None = None):
+                 files: ClinicFiles | None = None, visual: VisualConfirmations | None = None,
+                 trust_anchors: Sequence = (), grace_rule: str = "months",
+                 min_face_threshold: float | None = None, revoked: RevocationCheck | None = None):
         self.broker = broker
         self.site = site
         self.view = TerminalView()
         self.printer = printer
         self.registry = registry or Registry()
         self.issuer_keys = issuer_keys
+        #: How proofs are judged (terminal.verify.verify_result): CA certificates the user-authentication
+        #: certificate must be issued by, the kiosk's grace rule, the lowest face threshold accepted
+        #: (None: the kiosk's calibrated one), and a revocation lookup if there is one (None: not checked).
+        self.trust_anchors = tuple(trust_anchors)
+        self.grace_rule = grace_rule
+        self.min_face_threshold = min_face_threshold
+        self.revoked = revoked
         self.challenges = ChallengeBook(challenge_ttl_s)
         self.serves_requests = name is not None  # a throwaway sender must not answer (nor issue) anything
         self._seen_ids: set[str] = set()
@@ -355,7 +366,9 @@ class ReferenceTerminal:
                 return self.view.answers[parsed.id], None
             self._seen_ids.add(parsed.id)
             try:
-                verification = verify_result(parsed, self.challenges, self.issuer_keys)
+                verification = verify_result(parsed, self.challenges, self.issuer_keys, anchors=self.trust_anchors,
+                                             grace_rule=self.grace_rule, min_face_threshold=self.min_face_threshold,
+                                             revoked=self.revoked)
             except Exception:  # never on paho's thread: the result is still stored and acknowledged
                 log.exception("verifying result %s failed", parsed.id)
                 verification = Verification(False, False, ("the terminal could not check the proof",))

@@ -41,6 +41,14 @@ def demo_config(config: Config, catalogue: dict) -> Config:
     return config.model_copy(update={"card": config.card.model_copy(update={"issuer_keys_dir": issuer_dir})})
 
 
+def demo_trust_anchors(profile_dirs) -> tuple:
+    """The test CA of the demo's cards (every profile keeps its ``auth_ca.pem``): the demo terminal's
+    trust anchors, as the J-LIS roots are a production terminal's."""
+    from terminal.trust import load_trust_anchors
+
+    return load_trust_anchors(sorted({Path(directory) / "auth_ca.pem" for directory in profile_dirs}))
+
+
 def wire_simulation(kiosk: Kiosk) -> None:
     """Simulated cameras: the card camera looks at the simulated reader's card."""
     follow = getattr(kiosk.card_camera, "follow", None)

@@ -73,6 +73,12 @@ def grace_end(not_after: dt.datetime, rule: str = "months") -> dt.datetime:
     return dt.datetime(end_day.year, end_day.month, end_day.day, 23, 59, 59, 999999, tzinfo=JST)
 
 
+def alert_from(not_after: dt.datetime) -> dt.datetime:
+    """First instant of ``EXPIRING`` (JST): the same time of day, 3 calendar months before notAfter."""
+    after_jst = not_after.astimezone(JST)
+    return dt.datetime.combine(add_months(after_jst.date(), -ALERT_MONTHS), after_jst.timetz())
+
+
 def status_at(not_before: dt.datetime, not_after: dt.datetime, now: dt.datetime,
               grace_allowed: bool, grace_rule: str = "months") -> CertStatus:
     """Where a certificate valid ``[not_before, not_after]`` stands at ``now`` (aware datetimes)."""
@@ -83,9 +89,7 @@ def status_at(not_before: dt.datetime, not_after: dt.datetime, now: dt.datetime,
         return CertStatus.UNUSABLE
     after_jst = not_after.astimezone(JST)
     if now_jst <= after_jst:
-        alert_day = add_months(after_jst.date(), -ALERT_MONTHS)
-        alert_from = dt.datetime.combine(alert_day, after_jst.timetz())
-        return CertStatus.EXPIRING if now_jst >= alert_from else CertStatus.VALID
+        return CertStatus.EXPIRING if now_jst >= alert_from(not_after) else CertStatus.VALID
     if grace_allowed and now_jst <= grace_end(not_after, grace_rule):
         return CertStatus.GRACE
     return CertStatus.UNUSABLE

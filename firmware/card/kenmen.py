@@ -4,7 +4,8 @@ Only physical cards carry it (a phone answers 6A82 → :class:`NotMyNumberCard`)
 tap: VERIFY 照合番号B (EF 0012) → READ EF 0002 (``FF20``: DF22 birth date, DF23 sex, DF25/26 name
 and address images, DF27 JPEG 2000 photo, DF29 expiry, DF2A security-code image …). The
 genuineness check needs no PIN: EF 0004 holds the card's key certified by its issuer, and the AP
-signs the terminal's challenge with that key (``80 2A 00 00``).
+signs data the reader chooses with that key (``80 2A 00 00``); the kiosk has it sign the terminal's
+challenge bound to the tap's certificate (:mod:`firmware.card.genuineness`).
 """
 
 from __future__ import annotations
@@ -76,11 +77,15 @@ class CardFace:
 
 @dataclass(frozen=True)
 class GenuinenessProof:
-    """What the terminal gets for a face check: the card's CVC and its signature over the nonce."""
+    """What the terminal gets for a face check: the card's CVC and its signature over ``signed``.
+
+    ``signed`` is the data whose SHA-256 DigestInfo the card signed (for the kiosk: the terminal's
+    nonce bound to the certificate, :func:`firmware.card.genuineness.genuineness_data`).
+    """
 
     card_certificate: CardVerifiableCertificate
-    nonce: bytes
-    signature: bytes
+    signed: bytes = field(repr=False)
+    signature: bytes = field(repr=False)
 
     def __repr__(self) -> str:
         return f"GenuinenessProof(issuer={self.card_certificate.issuer_reference})"
@@ -222,16 +227,17 @@ class KenmenApplication:
         self.channel.select_file(EF_CARD_CVC)
         return parse_cvc(self.channel.read_object("READ BINARY EF 0004 (card certificate)", limit=4096))
 
-    def prove_genuine(self, nonce: bytes, issuer_keys, today: dt.date | None = None) -> GenuinenessProof:
-        """Verify EF 0004 against ``issuer_keys``, have the card sign ``nonce``, verify that too."""
-        if not 0 < len(nonce) <= 1024:
-            raise ValueError("the nonce must be 1..1024 bytes")
+    def prove_genuine(self, data: bytes, issuer_keys, today: dt.date | None = None) -> GenuinenessProof:
+        """Verify EF 0004 against ``issuer_keys``, have the card sign DigestInfo(SHA-256(``data``)),
+        verify that too. ``data`` is what the signature must cover (the caller binds it)."""
+        if not 0 < len(data) <= 2048:
+            raise ValueError("the data to sign must be 1..2048 bytes")
         certificate = self.read_card_certificate()
         certificate.verify(issuer_keys, today)
-        response = self.channel.send(CommandApdu(0x80, 0x2A, 0x00, 0x00, sha256_digest_info(nonce), le=256))
+        response = self.channel.send(CommandApdu(0x80, 0x2A, 0x00, 0x00, sha256_digest_info(data), le=256))
         check_sw(response.sw, "COMPUTE SIGNATURE (card genuineness)")
-        _verify_rsa(certificate.public_key, response.data, nonce)
-        return GenuinenessProof(certificate, bytes(nonce), response.data)
+        _verify_rsa(certificate.public_key, response.data, data)
+        return GenuinenessProof(certificate, bytes(data), response.data)
 
 
 class _HeaderWalk:

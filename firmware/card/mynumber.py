@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, utils
 from firmware.card.apdu import CardChannel
 from firmware.card.certificate import AuthCertificate, CertificateError, CertStatus
 from firmware.card.collation import CollationB, CollationPolicy
+from firmware.card.genuineness import genuineness_data
 from firmware.card.jpki import (
     EF_AUTH_CA_CERT,
     EF_AUTH_CERT,
@@ -156,8 +157,14 @@ class MyNumberCard:
             jp2[:] = bytes(len(jp2))
 
     def prove_genuine(self, nonce: bytes, issuer_keys, today: dt.date | None = None) -> GenuinenessProof:
-        """Card genuineness without PIN: verified EF 0004 CVC + the card's signature over ``nonce``."""
-        return self.kenmen.prove_genuine(nonce, issuer_keys, today)
+        """Card genuineness without PIN: verified EF 0004 CVC + the card's signature over ``nonce``
+        bound to the user-authentication certificate this object read (:mod:`firmware.card.genuineness`).
+
+        The certificate is the one cached for this tap (read here if it was not yet), so the proof
+        belongs to the certificate the result will carry.
+        """
+        data = genuineness_data(nonce, self.read_auth_certificate().der)
+        return self.kenmen.prove_genuine(data, issuer_keys, today)
 
 
 def _sha256(data: bytes) -> bytes:

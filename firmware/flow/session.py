@@ -53,7 +53,7 @@ class Proof:
     challenge_id: str | None
     fresh: bool
     signature: bytes | None = None  # JPKI auth key (PIN path, phones)
-    genuineness: bytes | None = None  # the 券面AP's card key (face path)
+    genuineness: bytes | None = None  # the 券面AP's card key over the nonce bound to the certificate (face path)
     cvc: bytes | None = None  # the card's CVC (EF 0004), whose key checks ``genuineness``
 
 

@@ -274,8 +274,11 @@ class ResultMessage(_Message):
     had one (``fresh`` true), else one the kiosk made up (``fresh`` false: the terminal then treats
     freshness as unverified). PIN and smartphone: ``signature_b64``, the JPKI authentication key's
     PKCS#1 v1.5 signature over SHA-256 DigestInfo(nonce), verifiable with ``cert_der_b64``'s key.
-    Face: ``genuineness_b64``, the card's 券面AP signature over the same DigestInfo, verifiable with the
-    key of the card's CVC (``cvc_b64``, EF 0004), whose issuer the terminal may check.
+    Face: ``genuineness_b64``, the card's 券面AP signature over the nonce bound to this result's
+    certificate (DigestInfo of SHA-256 over a domain tag, the nonce and the certificate's SHA-256;
+    ``firmware/card/genuineness.py``), verifiable with the key of the card's CVC (``cvc_b64``,
+    EF 0004), whose issuer the terminal may check. ``face_score`` / ``face_threshold``: the cosine
+    the kiosk decided on (a match is a score above the threshold) and the threshold it used.
 
     Never the face image, the PIN, the 12-digit number or a face embedding: there is no field for
     them, and no field large or free enough to hold one.
@@ -303,7 +306,7 @@ class ResultMessage(_Message):
     fresh: bool = False
     nonce_b64: NonceB64 | None = None
     signature_b64: SignatureB64 | None = None  # PIN/phone: JPKI signature over the nonce
-    genuineness_b64: SignatureB64 | None = None  # face: the card's own signature over the nonce
+    genuineness_b64: SignatureB64 | None = None  # face: the card's own signature over nonce + certificate
     cvc_b64: CvcB64 | None = None  # face: the card's CVC (EF 0004), whose key verifies genuineness_b64
 
     @field_validator("consent", mode="before")

@@ -168,7 +168,8 @@ def open_chip(card, card_face: CardFaceRead, challenge, issuer_keys, wait_s: flo
     """The card's signature over ``challenge``, then 照合番号B once (behind the policy), then the photo.
 
     The genuineness proof needs no 照合番号B, so it goes first: it fills the time the card-face
-    OCR (started at the tap) may still need.
+    OCR (started at the tap) may still need. The card signs the challenge bound to the certificate
+    read at this tap (:mod:`firmware.card.genuineness`), which the result carries beside it.
 
     Raises:
         CollationRefused (no try spent), CollationMismatch / CollationBlocked (the card's answer),

@@ -184,7 +184,7 @@ def test_answers_for_someone_else_are_ignored(mosquitto, terminal, kiosk, pki):
 def test_ack_carries_verification_and_eligibility(mosquitto, terminal, kiosk, pki):
     valid, invalid = pki.holder(), pki.holder()
     registry = Registry([RegistryEntry(sha256=cert_sha256(invalid.cert_der), qualification_validity=2)])
-    term = terminal(registry=registry, issuer_keys=pki.issuer_keys)
+    term = terminal(registry=registry, issuer_keys=pki.issuer_keys, trust_anchors=pki.anchors)
     link = kiosk(mosquitto.port)
     assert wait_until(lambda: link.challenges_ready >= 3, 10)
     fresh = pin_result(valid, link.take_challenge())
@@ -268,3 +268,38 @@ def test_clinic_files_over_mosquitto_one_file_per_result_across_a_terminal_resta
     link.publish_result(message)  # as the outbox resends an unacknowledged result
     assert wait_until(lambda: message.id in again.view.acknowledged, 10)
     assert os.listdir(face) == names
+
+
+def test_proofs_of_two_cards_combined_fail_in_the_ack(mosquitto, terminal, kiosk, pki):
+    """Over the wire (#11): a result pairing card A's certificate with card B's genuineness proof, a
+    face score under its threshold and a certificate from an untrusted CA each come back unverified,
+    with the reason, while the honest face result beside them verifies."""
+    import base64
+
+    from hal.sim.card.throwaway_pki import ThrowAwayCa
+    from tests.proofs import genuineness
+
+    term = terminal(issuer_keys=pki.issuer_keys, trust_anchors=pki.anchors)
+    link = kiosk(mosquitto.port)
+    assert wait_until(lambda: link.challenges_ready >= 3, 10)
+    card_a, card_b = pki.holder(), pki.holder()
+    honest = face_result(card_a, link.take_challenge())
+    challenge = link.take_challenge()
+    combined = face_result(card_a, challenge).model_copy(update={
+        "genuineness_b64": base64.b64encode(genuineness(card_b, challenge.nonce, card_b.cert_der)).decode(),
+        "cvc_b64": base64.b64encode(card_b.cvc).decode()})
+    under = face_result(card_b, link.take_challenge(), face_score=0.3)
+    for message in (honest, combined, under):
+        link.publish_result(message)
+    assert link.wait_flushed(15)
+    acks = link.answers.acks
+    assert wait_until(lambda: len(acks) == 3, 5)
+    assert (acks[honest.id].verified, acks[honest.id].problems) == (True, [])
+    assert acks[combined.id].verified is False
+    assert any("another tap, card or result" in p for p in acks[combined.id].problems)
+    assert acks[under.id].verified is False and any("is not above the threshold" in p for p in acks[under.id].problems)
+    term.trust_anchors = (ThrowAwayCa.create("user authentication", pki.now).certificate,)  # same name, other key
+    stranger = pin_result(card_a, None)
+    link.publish_result(stranger)
+    assert link.wait_flushed(10) and wait_until(lambda: stranger.id in acks, 5)
+    assert acks[stranger.id].verified is False and any("look-alike CA" in p for p in acks[stranger.id].problems)

@@ -148,6 +148,26 @@ def test_genuine_card(profile, tap):
     assert len(proof.signature) == 256
 
 
+def test_genuineness_covers_the_nonce_bound_to_the_taps_certificate(profile, tap):
+    """The card signs the terminal's nonce *and* this tap's certificate, not the bare nonce (#11)."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    from firmware.card.genuineness import genuineness_data
+
+    info = profile("card")
+    card, _ = tap(info)
+    cert_der = card.read_auth_certificate().der
+    proof = card.prove_genuine(b"terminal nonce", load_issuer_keys(info.directory / "issuer"), TODAY_JST)
+    key = proof.card_certificate.public_key
+    assert proof.signed == genuineness_data(b"terminal nonce", cert_der)
+    key.verify(proof.signature, genuineness_data(b"terminal nonce", cert_der), padding.PKCS1v15(), hashes.SHA256())
+    for other in (b"terminal nonce", genuineness_data(b"terminal nonce", cert_der + b"\x00")):
+        with pytest.raises(InvalidSignature):  # neither the bare nonce nor another certificate
+            key.verify(proof.signature, other, padding.PKCS1v15(), hashes.SHA256())
+
+
 def test_untrusted_or_forged_card_is_not_genuine(profile, tap, tmp_path):
     info = profile("card")
     card, _ = tap(info)

@@ -192,9 +192,9 @@ def test_pin_proof_over_a_fresh_challenge(pki):
     book, holder = ChallengeBook(), pki.holder()
     challenge = book.issue("s1", "r1", 1)[0]
     first = pin_result(holder, challenge)
-    checked = verify_result(first, book)
+    checked = verify_result(first, book, anchors=pki.anchors)
     assert (checked.verified, checked.fresh, checked.problems) == (True, True, ())
-    assert verify_result(first, book) == checked  # the same result again (a resend) is still fresh
+    assert verify_result(first, book, anchors=pki.anchors) == checked  # a resend is still fresh
     reused = verify_result(pin_result(holder, challenge), book)
     assert reused.verified is True and not reused.fresh and "used before" in reused.problems[0]
 
@@ -224,12 +224,14 @@ def test_forged_and_missing_signatures(pki):
 
 def test_face_proof_with_and_without_issuer_keys(pki):
     book, holder = ChallengeBook(), pki.holder()
-    without = verify_result(face_result(holder, book.issue("s1", "r1", 1)[0]), book)
+    without = verify_result(face_result(holder, book.issue("s1", "r1", 1)[0]), book, anchors=pki.anchors)
     assert without.verified is True and without.problems == ("unverified issuer: the terminal has no CVC issuer keys",)
-    trusted = verify_result(face_result(holder, book.issue("s1", "r1", 1)[0]), book, pki.issuer_keys)
+    trusted = verify_result(face_result(holder, book.issue("s1", "r1", 1)[0]), book, pki.issuer_keys,
+                            anchors=pki.anchors)
     assert (trusted.verified, trusted.fresh, trusted.problems) == (True, True, ())
     stranger_keys = {ref: pki.card_key.public_key() for ref in pki.issuer_keys}  # the issuer's id, a wrong key
-    wrong_issuer = verify_result(face_result(holder, book.issue("s1", "r1", 1)[0]), book, stranger_keys)
+    wrong_issuer = verify_result(face_result(holder, book.issue("s1", "r1", 1)[0]), book, stranger_keys,
+                                 anchors=pki.anchors)
     assert wrong_issuer.verified is False and "card certificate" in wrong_issuer.problems[0]
     not_live = verify_result(face_result(holder, None).model_copy(update={"face_live": False}), book,
                              pki.issuer_keys)
