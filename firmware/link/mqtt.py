@@ -41,6 +41,7 @@ import logging
 import queue
 import re
 import secrets
+import sys
 import threading
 import time
 from collections import deque
@@ -76,6 +77,7 @@ from firmware.link.schemas import (
     safe_text,
     topic,
 )
+from firmware.link.tls import ConnectTrouble, client_credentials, reader_identity
 from firmware.supervisor import Supervised
 
 log = logging.getLogger(__name__)
@@ -179,16 +181,13 @@ class KioskLink:
         )
         self._client.will_set(self.topic("status"), self._status("offline").to_json(), qos=1, retain=True)
         self._client.reconnect_delay_set(min_delay=1, max_delay=10)
-        if broker.username:
-            password = broker.password_file.read_text().strip() if broker.password_file else None
-            self._client.username_pw_set(broker.username, password)
-        if broker.ca_file:
-            self._client.tls_set(
-                ca_certs=str(broker.ca_file),
-                certfile=str(broker.cert_file) if broker.cert_file else None,
-                keyfile=str(broker.key_file) if broker.key_file else None,
-            )
+        # TLS, the device certificate (issued to this reader) and the password: a ConfigError line if wrong.
+        client_credentials(broker, expected_identity=reader_identity(site, reader)).apply(self._client)
+        self._trouble = ConnectTrouble(broker)  # the sender's: why connecting fails, said once per cause
+        self._connack = False  # the broker answered the current connection (CONNACK, success or refusal)
         self._client.on_connect = self._on_connect
+        self._client.on_connect_fail = self._on_connect_fail
+        self._client.on_log = self._on_log
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_publish = self._on_publish
@@ -355,6 +354,17 @@ class KioskLink:
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         self._work.put(("connect", reason_code.is_failure, str(reason_code)))
 
+    def _on_connect_fail(self, client, userdata) -> None:
+        # paho calls this inside its ``except OSError`` around the connect attempt and passes no
+        # error: the exception being handled is the only place the reason (a refused TLS handshake,
+        # a refused TCP connection) is found.
+        self._work.put(("connect-fail", sys.exc_info()[1]))
+
+    def _on_log(self, client, userdata, level, text) -> None:
+        # The broker refusing *our* certificate shows only as this line, before a disconnect.
+        if level == mqtt.MQTT_LOG_ERR:
+            self._work.put(("paho-error", text))
+
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         self._work.put(("suback", mid))
 
@@ -440,6 +450,10 @@ class KioskLink:
             self._due[item[1]] = 0.0
         elif kind == "connect":
             self._connected_now(item[1], item[2])
+        elif kind == "connect-fail":
+            self._connect_trouble(self._trouble.connect_failed(item[1]))
+        elif kind == "paho-error":
+            self._trouble.log_error(item[1])
         elif kind == "suback":
             self._subscribed(item[1])
         elif kind == "disconnect":
@@ -607,11 +621,13 @@ class KioskLink:
             self._client.publish(self.topic("status"), self._status("online").to_json(), qos=1, retain=True)
 
     def _connected_now(self, failed: bool, reason: str) -> None:
+        self._connack = True
         if failed:
             log.warning("broker %s:%d refused the connection: %s", self.broker.host, self.broker.port, reason)
             self.report("broker", f"the broker refused the connection: {reason}", False)
             return
         log.info("connected to broker %s:%d", self.broker.host, self.broker.port)
+        self._trouble.connected()
         self.report("broker", None, False)
         # "Connected" only once the broker confirms our subscriptions: before that, a command or an
         # ack sent to us would be dropped, and our own status must not be missed for duplicate ids.
@@ -635,7 +651,15 @@ class KioskLink:
             self._asked.clear()  # an ask sent before the break may be lost
         self._refill()
 
+    def _connect_trouble(self, line: str | None) -> None:
+        """A TLS problem, new since the last report (paho retries with backoff; the line is said once)."""
+        if line is not None and not self._stopping:
+            self.report("broker", line, False)
+
     def _disconnected(self, reason: str, code: int) -> None:
+        answered, self._connack = self._connack, False
+        if not answered:  # closed before CONNACK: the broker refused our certificate, or no TLS there
+            self._connect_trouble(self._trouble.closed_before_connack())
         if self._connected.is_set() and not self._stopping:
             if code == 0x8E:
                 log.error("the broker dropped us: another client connected with our client id")

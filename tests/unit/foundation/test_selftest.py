@@ -27,7 +27,8 @@ def test_missing_broker_and_changed_model_fail_with_the_fix(tmp_path):
     models = tmp_path / "models"
     shutil.copytree("models", models)
     (models / "onet.tflite").write_bytes(b"not a model")
-    proc = run_selftest(tmp_path, f"[broker]\nport = {free_port()}\n", {"UKETSUKE_MODELS_DIR": str(models)})
+    proc = run_selftest(tmp_path, f"[broker]\ninsecure_local = true\nport = {free_port()}\n",
+                        {"UKETSUKE_MODELS_DIR": str(models)})
     assert proc.returncode == 1
     assert "unreachable" in proc.stdout and "mosquitto" in proc.stdout
     face_row = next(line for line in proc.stdout.splitlines() if "face models" in line)
