@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
@@ -124,7 +125,7 @@ def _check_pair(cert_file: Path, key_file: Path) -> x509.Certificate:
     except TypeError:
         raise ConfigError(f"broker.key_file: {key_file} is encrypted; the kiosk starts unattended, so the key "
                           "must be stored without a passphrase (protect it with file permissions)") from None
-    except (ValueError, serialization.UnsupportedAlgorithm):
+    except (ValueError, UnsupportedAlgorithm):
         raise ConfigError(f"broker.key_file: {key_file} is not a PEM private key "
                           "(expected -----BEGIN PRIVATE KEY----- or similar)") from None
     public = serialization.PublicFormat.SubjectPublicKeyInfo
