@@ -22,6 +22,7 @@ from firmware.config import Broker
 from firmware.link.limits import MAX_RESULT_BYTES
 from firmware.link.mqtt import KioskLink
 from firmware.link.outbox import Outbox
+from firmware.link.probe import probe_broker
 from firmware.link.schemas import CommandName, Eligibility, topic
 from firmware.link.tls import reader_identity, terminal_identity
 from provisioning.broker_config import MAX_PACKET_BYTES, SiteBroker, mosquitto_conf, write
@@ -344,3 +345,18 @@ def test_the_kiosk_reports_one_clear_problem_when_tls_fails(secure_broker, devic
     finally:
         for _, _, link, _, _ in runs:
             link.stop()
+
+
+def test_selftest_probe_says_what_is_wrong(secure_broker, devices):
+    """``uketsuke selftest``'s broker row: one connection as the kiosk makes it, and the fix."""
+    port = secure_broker.port
+    ok, detail = probe_broker(_tls_broker(port, devices.ca.ca_file, devices.r1), "s1", "r1")
+    assert ok and "mutual TLS, as reader.s1.r1" in detail
+    ok, detail = probe_broker(_tls_broker(port, devices.ca.ca_file, devices.impostor_r1), "s1", "r1")
+    assert not ok and "refused our device certificate" in detail
+    ok, detail = probe_broker(_tls_broker(port, devices.other_ca.ca_file, devices.r1), "s1", "r1")
+    assert not ok and "is not trusted" in detail
+    ok, detail = probe_broker(_tls_broker(port, devices.ca.ca_file, devices.r1), "s1", "r2")
+    assert not ok and "issued to 'reader.s1.r1'" in detail  # a config error, before any connection
+    ok, detail = probe_broker(Broker(port=free_port(), insecure_local=True), "s1", "r1")
+    assert not ok and "unreachable" in detail and "systemctl status mosquitto" in detail

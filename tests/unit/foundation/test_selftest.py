@@ -55,3 +55,10 @@ def test_a_clock_the_os_calls_unsynchronised_fails(tmp_path):
                         {"PATH": f"{bin_dir}:{os.environ['PATH']}"})
     assert proc.returncode == 1
     assert "not synchronised" in proc.stdout
+
+
+def test_broker_without_tls_settings_fails_with_the_fix(tmp_path):
+    proc = run_selftest(tmp_path, f"[broker]\nport = {free_port()}\n")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    broker_row = " ".join(line for line in proc.stdout.splitlines() if "TLS is required" in line or "broker" in line)
+    assert "FAIL" in broker_row and "TLS is required" in broker_row
