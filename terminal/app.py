@@ -12,6 +12,10 @@ verifies each result's proof (:mod:`terminal.verify`); the ``ack`` carries the v
 (``verified``, ``problems``) and the eligibility answer. A throwaway ``terminal send`` client
 answers no requests.
 
+The terminal connects with the same TLS set-up as the kiosk (:mod:`firmware.link.tls`: its own
+certificate, ``terminal.{site}`` in the broker's ACL, which alone may publish commands and
+answers); a refused handshake is printed once per cause and kept in ``view.broker_problem``.
+
 The listening terminal keeps a persistent session (MQTT 5 session expiry, or a 3.1.1 session
 without clean start) under a stable client id, so results published while it is offline wait for
 it at the broker. Staff commands (start, cancel, visual_ok, …) go out with :meth:`send_command`;
@@ -66,7 +70,7 @@ from firmware.link.schemas import (
     safe_text,
     topic,
 )
-from firmware.link.tls import ConnectTrouble, client_credentials
+from firmware.link.tls import ConnectTrouble, client_credentials, watch_errors
 from terminal.clinic_files import ClinicFiles, FaceJob
 from terminal.registry import Registry
 from terminal.verify import ChallengeBook, Verification, verify_result
@@ -166,7 +170,7 @@ class ReferenceTerminal:
         self._client.on_connect = self._on_connect
         self._client.on_connect_fail = self._on_connect_fail
         self._client.on_disconnect = self._on_disconnect
-        self._client.on_log = self._on_log
+        watch_errors(self._client, self._trouble.log_error)  # paho's thread, like every callback here
         self._client.on_message = self._on_message
         self._connected = threading.Event()
 
@@ -231,10 +235,6 @@ class ReferenceTerminal:
     def _on_connect_fail(self, client, userdata) -> None:
         # paho passes no error: it calls this inside its ``except OSError`` (see firmware.link.mqtt).
         self._broker_problem(self._trouble.connect_failed(sys.exc_info()[1]), only_if_new=True)
-
-    def _on_log(self, client, userdata, level, text) -> None:
-        if level == mqtt.MQTT_LOG_ERR:  # the broker refusing our certificate shows only as this line
-            self._trouble.log_error(text)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         answered, self._connack = self._connack, False

@@ -29,6 +29,10 @@ after every (re)connect and every few seconds while it stays short. Expiry is me
 monotonic clock from the offer's own ``ts`` → ``expires`` span, so a kiosk clock that is off does not
 keep stale challenges.
 
+TLS and the device certificate are set up by :mod:`firmware.link.tls` (the terminal uses the same):
+a mistake in ``[broker]`` is a ConfigError when the link is built, and a handshake the broker or we
+refuse is one ``broker`` problem, said once per cause while paho retries with backoff.
+
 paho stays inside this package (nothing above sees its return codes). A broker that is down at
 start or restarts later only delays delivery; results wait in the outbox (or, while the outbox
 cannot be written, in memory, with a blocking problem reported) and go out on reconnect.
@@ -55,7 +59,7 @@ from pydantic import ValidationError
 
 from firmware.config import Broker
 from firmware.errors import CommandRefused, MessageError, OutboxError
-from firmware.link.limits import MAX_COMMAND_BYTES, MAX_CORRELATION_BYTES, MAX_SMALL_BYTES
+from firmware.link.limits import MAX_COMMAND_BYTES, MAX_CORRELATION_BYTES, MAX_RESULT_BYTES, MAX_SMALL_BYTES
 from firmware.link.outbox import Outbox
 from firmware.link.schemas import (
     AckMessage,
@@ -77,7 +81,7 @@ from firmware.link.schemas import (
     safe_text,
     topic,
 )
-from firmware.link.tls import ConnectTrouble, client_credentials, reader_identity
+from firmware.link.tls import ConnectTrouble, client_credentials, reader_identity, watch_errors
 from firmware.supervisor import Supervised
 
 log = logging.getLogger(__name__)
@@ -187,7 +191,7 @@ class KioskLink:
         self._connack = False  # the broker answered the current connection (CONNACK, success or refusal)
         self._client.on_connect = self._on_connect
         self._client.on_connect_fail = self._on_connect_fail
-        self._client.on_log = self._on_log
+        watch_errors(self._client, lambda text: self._work.put(("paho-error", text)))  # only queues
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_publish = self._on_publish
@@ -359,11 +363,6 @@ class KioskLink:
         # error: the exception being handled is the only place the reason (a refused TLS handshake,
         # a refused TCP connection) is found.
         self._work.put(("connect-fail", sys.exc_info()[1]))
-
-    def _on_log(self, client, userdata, level, text) -> None:
-        # The broker refusing *our* certificate shows only as this line, before a disconnect.
-        if level == mqtt.MQTT_LOG_ERR:
-            self._work.put(("paho-error", text))
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         self._work.put(("suback", mid))
@@ -550,6 +549,11 @@ class KioskLink:
         now = time.monotonic()
         for message_id in [m for m, at in self._due.items() if at <= now]:
             topic_name, payload = self._results[message_id]
+            if len(payload) > MAX_RESULT_BYTES:
+                # The broker would drop the connection (max_packet_size) and paho resend it on every
+                # reconnect: a loop no resend can fix. Our results never get this big; an old row can.
+                self._park(message_id, f"{len(payload)} bytes, over the link's {MAX_RESULT_BYTES}-byte limit")
+                continue
             info = self._client.publish(topic_name, payload, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 log.info("result %s waits: %s", message_id, mqtt.error_string(info.rc))
@@ -569,16 +573,21 @@ class KioskLink:
         if message_id is None or message_id not in self._results:
             return
         if code in _PERMANENT_REFUSALS:
-            log.error("broker refused result %s for good (%s): parked", message_id, text)
-            try:
-                self.outbox.park(message_id, text)
-            except OutboxError as exc:
-                log.error("could not mark result %s parked: %s", message_id, exc)
-            self._forget(message_id)
-            self.report("result-parked", f"the broker refused a result ({text}); it is kept in the outbox, "
-                                         "not resent", False)
+            self._park(message_id, text, by_broker=True)
         elif code >= 0x80:
             log.warning("broker did not take result %s (%s); it will be resent", message_id, text)
+
+    def _park(self, message_id: str, why: str, by_broker: bool = False) -> None:
+        """Keep a result that no resend can deliver in the outbox, marked and reported, and stop sending it."""
+        log.error("result %s %s (%s): parked", message_id, "refused by the broker" if by_broker else "not sendable",
+                  why)
+        try:
+            self.outbox.park(message_id, why)
+        except OutboxError as exc:
+            log.error("could not mark result %s parked: %s", message_id, exc)
+        self._forget(message_id)
+        what = f"the broker refused a result ({why})" if by_broker else f"a result cannot be sent ({why})"
+        self.report("result-parked", f"{what}; it is kept in the outbox, not resent", False)
 
     def _ack(self, payload: bytes) -> None:
         try:

@@ -15,7 +15,13 @@ import paho.mqtt.client as mqtt
 
 from firmware.config import Broker
 from firmware.errors import ConfigError
-from firmware.link.tls import client_credentials, explain_connect_error, is_tls_error, reader_identity
+from firmware.link.tls import (
+    client_credentials,
+    explain_connect_error,
+    is_tls_error,
+    reader_identity,
+    watch_errors,
+)
 
 
 def probe_broker(broker: Broker, site: str, reader: str, timeout_s: float = 5.0) -> tuple[bool, str]:
@@ -33,7 +39,7 @@ def probe_broker(broker: Broker, site: str, reader: str, timeout_s: float = 5.0)
     client.on_connect = lambda c, u, f, code, p: outcome.append(
         (not code.is_failure, "accepted" if not code.is_failure else f"refused: {code}"))
     client.on_disconnect = lambda c, u, f, code, p: outcome.append((False, f"closed ({code})"))
-    client.on_log = lambda c, u, level, text: errors.append(text) if level == mqtt.MQTT_LOG_ERR else None
+    watch_errors(client, errors.append)
     try:
         client.connect(broker.host, broker.port, keepalive=broker.keepalive_s)
     except OSError as exc:  # refused, unreachable, or our check of the broker's certificate failed
@@ -52,6 +58,6 @@ def probe_broker(broker: Broker, site: str, reader: str, timeout_s: float = 5.0)
     if ok:
         how = "mutual TLS" if broker.cert_file else ("TLS" if credentials.tls else "plain (insecure_local)")
         return True, f"{where} accepts us ({how}{', as ' + credentials.identity if credentials.identity else ''})"
-    if errors and not what.startswith("refused"):
-        return False, explain_connect_error(errors[-1], broker)
+    if credentials.tls is not None and not what.startswith("refused"):  # hung up before CONNACK
+        return False, explain_connect_error(errors[-1] if errors else "", broker, after_handshake=True)
     return False, f"{where} {what}"

@@ -204,31 +204,66 @@ def client_credentials(broker: Broker, *, expected_identity: str | None = None) 
 # ---------------------------------------------------------------------------------------------- at connect
 
 
-def explain_connect_error(text: str, broker: Broker) -> str:
-    """One line for staff and logs from an OpenSSL/socket error text (ours or paho's, never a peer's payload)."""
+def classify_connect_error(text: str, broker: Broker, *, after_handshake: bool = False) -> tuple[str, str]:
+    """(cause, one line for staff and logs) from an OpenSSL/socket error text (ours or paho's, never a
+    peer's payload). The cause names the fix; the line says it.
+
+    ``after_handshake``: the broker hung up after the TLS handshake and before its CONNACK. That is
+    how a refused device certificate looks under TLS 1.3, whose alert is often lost to the reset.
+    """
     upper = text.upper()
     where = f"{broker.host}:{broker.port}"
     if "CERTIFICATE_VERIFY_FAILED" in upper:
         if "MISMATCH" in upper:
-            return (f"the broker's certificate is not for {broker.host} (broker.host must be a name or address "
-                    f"the broker's certificate lists): {_short(text)}")
-        return (f"the broker at {where} is not trusted: its certificate is not from broker.ca_file "
-                f"(wrong CA file, or not the clinic's broker): {_short(text)}")
-    if "CERTIFICATE_REQUIRED" in upper or "PEER DID NOT RETURN A CERTIFICATE" in upper:
-        return (f"the broker at {where} requires a device certificate: set broker.cert_file and broker.key_file")
-    if any(code in upper for code in ("UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_UNKNOWN", "DECRYPT_ERROR")):
-        return (f"the broker at {where} refused our device certificate (broker.cert_file is not from the CA "
-                f"the broker trusts): {_short(text)}")
-    if "CERTIFICATE_EXPIRED" in upper or "CERTIFICATE_REVOKED" in upper:
-        return f"the broker at {where} refused our device certificate: {_short(text)}"
-    if "WRONG_VERSION_NUMBER" in upper or "RECORD_LAYER" in upper or "UNEXPECTED EOF" in upper:
-        return (f"no TLS handshake with {where}: is broker.port the broker's TLS listener "
-                f"(mosquitto's usual one is 8883)? {_short(text)}")
-    return f"cannot connect to {where}: {_short(text)}"
+            return "host-mismatch", (f"the broker's certificate is not for {broker.host} (broker.host must be a "
+                                     f"name or address the broker's certificate lists): {_short(text)}")
+        return "untrusted-broker", (f"the broker at {where} is not trusted: its certificate is not from "
+                                    f"broker.ca_file (wrong CA file, or not the clinic's broker): {_short(text)}")
+    if ("CERTIFICATE_REQUIRED" in upper or "PEER DID NOT RETURN A CERTIFICATE" in upper
+            or (after_handshake and broker.cert_file is None)):
+        return "certificate-required", (f"the broker at {where} requires a device certificate: set "
+                                        "broker.cert_file and broker.key_file")
+    if after_handshake or any(code in upper for code in ("UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_UNKNOWN",
+                                                          "DECRYPT_ERROR", "CERTIFICATE_EXPIRED",
+                                                          "CERTIFICATE_REVOKED")):
+        said = f": {_short(text)}" if text else ""
+        return "certificate-refused", (f"the broker at {where} refused our device certificate (expired, revoked, "
+                                       f"or not from the CA the broker trusts; its log says which){said}")
+    if any(code in upper for code in ("WRONG_VERSION_NUMBER", "RECORD_LAYER", "UNEXPECTED_EOF", "EOF OCCURRED",
+                                      "CONNECTION RESET")):
+        return "no-tls-listener", (f"no TLS handshake with {where}: is broker.port the broker's TLS listener "
+                                   f"(mosquitto's usual one is 8883)? {_short(text)}")
+    return "other", f"cannot connect to {where}: {_short(text)}"
+
+
+def explain_connect_error(text: str, broker: Broker, *, after_handshake: bool = False) -> str:
+    """The line of :func:`classify_connect_error`."""
+    return classify_connect_error(text, broker, after_handshake=after_handshake)[1]
 
 
 def _short(text: str, limit: int = 160) -> str:
     return " ".join(text.split())[:limit]
+
+
+class _ErrorLines(logging.Handler):
+    def __init__(self, sink):
+        super().__init__(logging.ERROR)
+        self._sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._sink(record.getMessage())
+
+
+def watch_errors(client, sink) -> None:
+    """Hand paho's ``MQTT_LOG_ERR`` lines to ``sink`` (on paho's thread: ``sink`` must only queue).
+
+    A broker that refuses our certificate after a TLS 1.3 handshake shows only as such a line
+    ("failed to receive on socket: … alert unknown ca"). paho's ``on_log`` would format every debug
+    line of every packet to find it; a private logger at ERROR level formats nothing else.
+    """
+    errors = logging.Logger(f"{__name__}.paho", logging.ERROR)  # unregistered: no propagation, no sharing
+    errors.addHandler(_ErrorLines(sink))
+    client.enable_logger(errors)
 
 
 def is_tls_error(error: BaseException | None) -> bool:
@@ -236,52 +271,60 @@ def is_tls_error(error: BaseException | None) -> bool:
 
 
 class ConnectTrouble:
-    """Why the connection keeps failing, said once per distinct cause, not once per paho retry.
+    """Why the connection keeps failing, said once per cause, not once per paho retry.
 
-    paho reports a refused TLS handshake by raising it in ``connect`` (our certificate check of the
-    broker: :meth:`connect_failed` gets the exception) or, when the broker rejects *our*
-    certificate after a TLS 1.3 handshake, only as an ``MQTT_LOG_ERR`` line before a disconnect
-    (:meth:`log_error` keeps it, :meth:`closed_before_connack` explains it). Not thread-safe: feed
-    it from one thread (the kiosk's sender; the terminal's paho thread).
+    paho reports a refused TLS handshake by raising it in ``connect`` (our check of the broker's
+    certificate: :meth:`connect_failed` gets the exception) or, when the broker refuses *our*
+    certificate after a TLS 1.3 handshake, only as a disconnect before CONNACK, sometimes after an
+    ``MQTT_LOG_ERR`` line (:func:`watch_errors` → :meth:`log_error` keeps it,
+    :meth:`closed_before_connack` explains it). Each cause (:func:`classify_connect_error`) is
+    reported once until a connection succeeds. Without TLS settings nothing here is a TLS problem: a
+    broker that is down or restarting is only logged, once per cause. Not thread-safe: feed it from
+    one thread (the kiosk's sender; the terminal's paho thread).
     """
 
     def __init__(self, broker: Broker):
         self.broker = broker
+        self.tls = any(getattr(broker, name) is not None for name in ("ca_file", "cert_file", "key_file"))
         self._last_error: str | None = None
-        self._reported: str | None = None  # the TLS problem line last reported
+        self._causes: set[str] = set()  # TLS causes reported since the last good connection
+        self._reported: str | None = None  # the line last reported
         self._logged: str | None = None  # the plain failure last logged (not a problem: a broker may be down)
 
     def log_error(self, text: str) -> None:
-        """paho's own error line (``on_log`` at ``MQTT_LOG_ERR``)."""
+        """paho's own error line (``MQTT_LOG_ERR``, see :func:`watch_errors`)."""
         self._last_error = text
 
     def connect_failed(self, error: BaseException | None) -> str | None:
         """The connect attempt raised ``error``: the line to report if it is a new TLS problem, else None."""
-        if not is_tls_error(error):
-            self._log_plain(str(error) if error else "connection failed")
-            return None
-        return self._new(explain_connect_error(str(error), self.broker))
+        # A reset during the handshake is what a plain listener does to a TLS client.
+        if is_tls_error(error) or (self.tls and isinstance(error, ConnectionResetError)):
+            return self._new(*classify_connect_error(str(error), self.broker))
+        self._log_plain(str(error) if error else "connection failed")
+        return None
 
     def closed_before_connack(self) -> str | None:
-        """The broker closed the connection before accepting it: the line to report if new, else None."""
+        """The broker closed the connection before its CONNACK: the line to report if new, else None."""
         text, self._last_error = self._last_error, None
-        if text is None or "SSL" not in text.upper():
+        if not self.tls:
             self._log_plain(text or "the broker closed the connection before accepting it")
             return None
-        return self._new(explain_connect_error(text, self.broker))
+        return self._new(*classify_connect_error(text or "", self.broker, after_handshake=True))
 
     def connected(self) -> None:
         self._last_error = self._reported = self._logged = None
+        self._causes.clear()
 
     @property
     def reported(self) -> str | None:
-        """The TLS problem last reported and not yet cleared by a connection."""
+        """The TLS problem line last reported and not yet cleared by a connection."""
         return self._reported
 
-    def _new(self, line: str) -> str | None:
-        if line == self._reported:
+    def _new(self, cause: str, line: str) -> str | None:
+        if cause in self._causes:
             log.debug("still: %s", line)
             return None
+        self._causes.add(cause)
         self._reported = line
         log.error("%s", line)
         return line

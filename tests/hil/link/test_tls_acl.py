@@ -325,7 +325,7 @@ def test_the_kiosk_reports_one_clear_problem_when_tls_fails(secure_broker, devic
         "untrusted broker": (_tls_broker(secure_broker.port, devices.other_ca.ca_file, devices.impostor_r1),
                              "is not trusted"),
         "certificate from another CA": (_tls_broker(secure_broker.port, devices.ca.ca_file, devices.impostor_r1),
-                                        "refused our device certificate"),
+                                        "refused our device certificate"),  # with its alert or without
         "no certificate": (Broker(host="127.0.0.1", port=secure_broker.port, ca_file=devices.ca.ca_file),
                            "requires a device certificate"),
     }
@@ -360,3 +360,23 @@ def test_selftest_probe_says_what_is_wrong(secure_broker, devices):
     assert not ok and "issued to 'reader.s1.r1'" in detail  # a config error, before any connection
     ok, detail = probe_broker(Broker(port=free_port(), insecure_local=True), "s1", "r1")
     assert not ok and "unreachable" in detail and "systemctl status mosquitto" in detail
+
+
+def test_an_oversize_result_in_the_outbox_is_parked_not_sent_into_a_disconnect_loop(secure_broker, devices,
+                                                                                     tmp_path):
+    """The broker drops a client sending more than max_packet_size, and paho resends an unacknowledged
+    QoS 1 publish on every reconnect: the kiosk must never send one (an old outbox row may be that big)."""
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    outbox.put("oversize-1", topic("s1", "r1", "result"), b"{" + b" " * MAX_PACKET_BYTES + b"}")
+    reports: dict[str, str | None] = {}
+    link = KioskLink("s1", "r1", _tls_broker(secure_broker.port, devices.ca.ca_file, devices.r1), outbox,
+                     report=lambda key, text, blocking: reports.__setitem__(key, text))
+    link.start()
+    try:
+        assert link.wait_flushed(WAIT_S) and link.wait_connected(WAIT_S)
+        assert [row[0] for row in outbox.parked()] == ["oversize-1"]
+        assert "cannot be sent" in reports["result-parked"] and "limit" in reports["result-parked"]
+        assert link.connected  # still on the broker: nothing too large was sent
+    finally:
+        link.stop()
+        outbox.close()

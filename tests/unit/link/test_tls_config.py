@@ -18,8 +18,8 @@ from firmware.link.mqtt import KioskLink
 from firmware.link.outbox import Outbox
 from firmware.link.tls import (
     ConnectTrouble,
+    classify_connect_error,
     client_credentials,
-    explain_connect_error,
     is_local_host,
     reader_identity,
 )
@@ -173,20 +173,32 @@ def test_the_cli_says_a_tls_mistake_in_one_line(ca, reader, tmp_path):
         "certificate and its key"]
 
 
-@pytest.mark.parametrize("text, says", [
+@pytest.mark.parametrize("text, after_handshake, cause, says", [
     ("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate in certificate chain",
-     "is not trusted: its certificate is not from broker.ca_file"),
+     False, "untrusted-broker", "is not trusted: its certificate is not from broker.ca_file"),
     ("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: Hostname mismatch, certificate is not valid",
-     "is not for broker.clinic.example"),
+     False, "host-mismatch", "is not for broker.clinic.example"),
     ("failed to receive on socket: [SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required",
-     "requires a device certificate"),
+     True, "certificate-required", "requires a device certificate"),
     ("failed to receive on socket: [SSL: TLSV1_ALERT_UNKNOWN_CA] tlsv1 alert unknown ca",
-     "refused our device certificate"),
-    ("[SSL: WRONG_VERSION_NUMBER] wrong version number", "is broker.port the broker's TLS listener"),
-    ("[Errno 111] Connection refused", "cannot connect to broker.clinic.example:8883"),
+     True, "certificate-refused", "refused our device certificate"),
+    # the alert lost to the broker's reset: the same cause, guessed from when it happened
+    ("failed to receive on socket: EOF occurred in violation of protocol (_ssl.c:2427)",
+     True, "certificate-refused", "refused our device certificate"),
+    ("", True, "certificate-refused", "refused our device certificate"),
+    ("[SSL: WRONG_VERSION_NUMBER] wrong version number", False, "no-tls-listener", "the broker's TLS listener"),
+    ("[Errno 104] Connection reset by peer", False, "no-tls-listener", "the broker's TLS listener"),
+    ("[Errno 113] No route to host", False, "other", "cannot connect to broker.clinic.example:8883"),
 ])
-def test_connect_errors_read_as_the_fix(ca, reader, text, says):
-    assert says in explain_connect_error(text, mtls(ca, reader))
+def test_connect_errors_read_as_the_fix(ca, reader, text, after_handshake, cause, says):
+    got_cause, line = classify_connect_error(text, mtls(ca, reader), after_handshake=after_handshake)
+    assert (got_cause, says in line) == (cause, True), line
+    assert "\n" not in line
+
+
+def test_a_broker_hanging_up_on_a_client_without_a_certificate_says_so(ca):
+    no_certificate = Broker(host="broker.example", ca_file=ca.ca_file)
+    assert classify_connect_error("", no_certificate, after_handshake=True)[0] == "certificate-required"
 
 
 def test_connect_trouble_is_said_once_per_cause(ca, reader):
@@ -199,7 +211,17 @@ def test_connect_trouble_is_said_once_per_cause(ca, reader):
     trouble.log_error("failed to receive on socket: [SSL: TLSV1_ALERT_UNKNOWN_CA] tlsv1 alert unknown ca")
     second = trouble.closed_before_connack()
     assert second and "refused our device certificate" in second
-    assert trouble.closed_before_connack() is None  # no TLS line this time: a plain hang-up, logged only
+    trouble.log_error("failed to receive on socket: EOF occurred in violation of protocol")
+    assert trouble.closed_before_connack() is None  # the same cause with its alert lost: not said again
+    assert trouble.closed_before_connack() is None
+    assert trouble.reported == second
     trouble.connected()
     assert trouble.reported is None
     assert trouble.connect_failed(untrusted) == first  # after a good connection, a new failure is said again
+
+
+def test_without_tls_a_broker_going_away_is_not_a_problem():
+    trouble = ConnectTrouble(Broker(insecure_local=True))
+    assert trouble.connect_failed(ConnectionResetError(104, "Connection reset by peer")) is None
+    trouble.log_error("failed to receive on socket: [Errno 104] Connection reset by peer")
+    assert trouble.closed_before_connack() is None and trouble.reported is None
