@@ -12,8 +12,9 @@ terminal (:mod:`terminal.app`):
 - Every mistake a technician can make in those settings is one :class:`~firmware.errors.ConfigError`
   line, raised when the link is built (:func:`client_credentials`), naming the key and the fix: no
   TLS settings, a certificate without its key (or the reverse), a certificate without a CA, a file
-  that cannot be read or holds no certificate/key, a key that does not belong to its certificate,
-  a password file without a user, and (kiosk) a certificate issued to another reader.
+  that cannot be read or holds no certificate/key, an encrypted key, a key that does not belong to
+  its certificate, a password file without a user (or empty), and (kiosk) a certificate issued to
+  another reader.
 - A broker that will not talk to us over TLS (its certificate not from our CA, our certificate not
   from its CA, no certificate given) is not a config error we can see in advance: paho raises or
   logs it on its network thread and retries with backoff. :class:`ConnectTrouble` turns those
