@@ -555,7 +555,8 @@ def make_kiosk(emulator: Emulator, broker_port: int, issuer_dir: Path, scratch: 
     from firmware.app import Kiosk
     from firmware.config import Broker, CardPolicy, Clock, Config, Devices
 
-    config = Config(data_dir=scratch / f"var-{rate}", broker=Broker(port=broker_port, keepalive_s=5),
+    config = Config(data_dir=scratch / f"var-{rate}",
+                    broker=Broker(port=broker_port, keepalive_s=5, insecure_local=True),
                     devices=Devices(nfc=f"nfcpy:tty:{emulator.path}:pn532"),
                     card=CardPolicy(issuer_keys_dir=issuer_dir), clock=Clock(source="window"))
     kiosk = Kiosk(config)
@@ -862,7 +863,8 @@ def main(argv: list[str]) -> int:
         warm_sim_person(profile)
         memory["after_sim_poses"] = rss_mb()
         broker = Mosquitto(scratch)
-        terminal = ReferenceTerminal(Broker(port=broker.port, keepalive_s=5), site=config.site_id,
+        terminal = ReferenceTerminal(Broker(port=broker.port, keepalive_s=5, insecure_local=True),
+                                     site=config.site_id,
                                      issuer_keys=issuer_keys)
         terminal.start()
         ui_frames: list = []

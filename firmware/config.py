@@ -59,7 +59,15 @@ class Devices(_Strict):
 
 
 class Broker(_Strict):
-    """Where the eligibility terminal's MQTT broker is. ``embedded`` starts one in-process (demo)."""
+    """Where the eligibility terminal's MQTT broker is, and how the link proves who it talks to.
+
+    TLS is mandatory: ``ca_file`` (the CA of the broker's certificate) and, for mutual TLS with a
+    device certificate, ``cert_file`` + ``key_file``. Only a plain broker on this machine (the
+    embedded demo broker, a test's private mosquitto) may go without, with ``insecure_local = true``.
+    The rules, and the one-line errors when they are broken, live in :mod:`firmware.link.tls`; they
+    are checked when a link is built, because they need the files. ``embedded`` starts an in-process
+    broker (demo).
+    """
 
     host: str = Field("127.0.0.1", min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.:_-]+$")
     port: int = Field(1883, ge=1, le=65535)
@@ -67,7 +75,9 @@ class Broker(_Strict):
     # MQTT 5 in production (mosquitto); the embedded demo broker (amqtt) speaks 3.1.1 only.
     protocol: Literal["5", "3.1.1"] = "5"
     keepalive_s: int = Field(30, ge=5, le=600)
-    username: str | None = None
+    #: True allows a plain (unencrypted, unauthenticated) connection, to a broker on this machine only.
+    insecure_local: bool = False
+    username: str | None = Field(None, min_length=1, max_length=256)
     password_file: Path | None = None
     ca_file: Path | None = None
     cert_file: Path | None = None

@@ -15,7 +15,7 @@ import typer
 
 from firmware.errors import ConfigError
 from hal.errors import UketsukeError
-from provisioning import card_cmd, face_cmd, run_cmd, selftest_cmd, terminal_cmd
+from provisioning import card_cmd, face_cmd, link_cmd, run_cmd, selftest_cmd, terminal_cmd
 
 app = typer.Typer(
     name="uketsuke",
@@ -29,6 +29,7 @@ selftest_cmd.register(app)
 app.add_typer(card_cmd.app, name="card", help="Read My Number cards and serve virtual ones.")
 app.add_typer(face_cmd.app, name="face", help="Evaluate, calibrate and benchmark face verification.")
 app.add_typer(terminal_cmd.app, name="terminal", help="The reference eligibility terminal.")
+app.add_typer(link_cmd.app, name="link", help="The link's broker: production mosquitto config and ACL.")
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -6,7 +6,6 @@ can stop on it.
 
 from __future__ import annotations
 
-import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from firmware.config import load_config
+from firmware.link.probe import probe_broker
 from hal.clock import clock_synchronised
 from hal.errors import HalError
 from hal.registry import open_device
@@ -59,14 +59,6 @@ def probe_models() -> list[tuple[str, bool, str]]:
     return rows
 
 
-def probe_broker(host: str, port: int) -> tuple[bool, str]:
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            return True, f"{host}:{port} accepts connections"
-    except OSError as exc:
-        return False, f"{host}:{port} unreachable ({exc.strerror or exc}); is mosquitto running? systemctl status mosquitto"
-
-
 def register(app: typer.Typer) -> None:
     @app.command()
     def selftest(config: Path | None = typer.Option(None, "--config", "-c")) -> None:
@@ -82,7 +74,7 @@ def register(app: typer.Typer) -> None:
         if cfg.broker.embedded:
             table.add_row("broker", "embedded", "[green]ok[/]", "started by the kiosk")
         else:
-            ok, detail = probe_broker(cfg.broker.host, cfg.broker.port)
+            ok, detail = probe_broker(cfg.broker, cfg.site_id, cfg.reader_id)  # settings, TLS both ways, CONNACK
             failures += not ok
             table.add_row("broker", f"{cfg.broker.host}:{cfg.broker.port}", "[green]ok[/]" if ok else "[red]FAIL[/]", detail)
         clock = clock_synchronised(datetime.now(UTC), cfg.clock.source, cfg.clock.not_before)

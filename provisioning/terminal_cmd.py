@@ -41,12 +41,18 @@ class GraceRule(StrEnum):  # firmware.card.certificate.GRACE_RULES
     month_end = "month_end"
 
 
-def _broker(config: Path | None, host: str | None, port: int | None, protocol: Protocol | None) -> tuple[Broker, str]:
-    """The broker (and the config's site) from ``--config``, with any flag given overriding it."""
+def _broker(config: Path | None, host: str | None, port: int | None, protocol: Protocol | None,
+            insecure_local: bool = False) -> tuple[Broker, str]:
+    """The broker (and the config's site) from ``--config``, with any flag given overriding it.
+
+    TLS settings (the terminal's own certificate) come from the config's ``[broker]``; without a
+    config only ``--insecure-local`` (a plain broker on this machine) can connect.
+    """
     cfg = load_config(config) if config else None
     base = cfg.broker if cfg else Broker()
     update = {key: value for key, value in (("host", host), ("port", port),
-                                            ("protocol", protocol.value if protocol else None)) if value is not None}
+                                            ("protocol", protocol.value if protocol else None),
+                                            ("insecure_local", insecure_local or None)) if value is not None}
     broker = Broker.model_validate(base.model_dump() | update)
     return broker, (cfg.site_id if cfg else "")
 
@@ -65,6 +71,8 @@ def listen(
     port: int | None = typer.Option(None, min=1, max=65535, help="Broker port (default 1883)."),
     site: str | None = typer.Option(None, help="Site id to follow ('+' = every site; default: the config's, or '+')."),
     protocol: Protocol | None = typer.Option(None, help="MQTT protocol (default 5)."),
+    insecure_local: bool = typer.Option(False, "--insecure-local",
+                                        help="Plain MQTT to a broker on this machine (no TLS): demos and tests."),
     count: int = typer.Option(0, min=0, help="Exit once this many unique results arrived (0 = until Ctrl-C)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON line {checkins, acknowledged, pending} at exit."),
     name: str = typer.Option("listen", help="Stable client-id part: the broker keeps this terminal's session "
@@ -106,7 +114,7 @@ def listen(
 ) -> None:
     """Show every reader's status and results as they arrive, answering requests and acknowledging results."""
     accounts = _staff_accounts(staff_port, staff_password_file)
-    broker, config_site = _broker(config, host, port, protocol)
+    broker, config_site = _broker(config, host, port, protocol, insecure_local)
     site = site or config_site or "+"
     printer = None if as_json else (lambda line: console.print(line, markup=False, highlight=False))
     try:
@@ -208,6 +216,7 @@ def send(
     host: str | None = typer.Option(None),
     port: int | None = typer.Option(None, min=1, max=65535),
     protocol: Protocol | None = typer.Option(None),
+    insecure_local: bool = typer.Option(False, "--insecure-local", help="Plain MQTT to a broker on this machine."),
     language: str = typer.Option("", help="For set_language."),
 ) -> None:
     """Send one staff command to a reader and print its reply."""
@@ -216,7 +225,7 @@ def send(
         Command(cmd=command, args=args)  # the arguments fit the command (schemas.COMMAND_ARGS)?
     except ValidationError as exc:
         raise typer.BadParameter(f"{command.value}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
-    broker, config_site = _broker(config, host, port, protocol)
+    broker, config_site = _broker(config, host, port, protocol, insecure_local)
     site = site or config_site or "demo-clinic"
     terminal = ReferenceTerminal(broker, site=site, name=None)  # its own random client id, no session
     terminal.start()

@@ -12,6 +12,10 @@ verifies each result's proof (:mod:`terminal.verify`); the ``ack`` carries the v
 (``verified``, ``problems``) and the eligibility answer. A throwaway ``terminal send`` client
 answers no requests.
 
+The terminal connects with the same TLS set-up as the kiosk (:mod:`firmware.link.tls`: its own
+certificate, ``terminal.{site}`` in the broker's ACL, which alone may publish commands and
+answers); a refused handshake is printed once per cause and kept in ``view.broker_problem``.
+
 The listening terminal keeps a persistent session (MQTT 5 session expiry, or a 3.1.1 session
 without clean start) under a stable client id, so results published while it is offline wait for
 it at the broker. Staff commands (start, cancel, visual_ok, …) go out with :meth:`send_command`;
@@ -35,6 +39,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import sys
 import threading
 import uuid
 from collections import deque
@@ -70,6 +75,7 @@ from firmware.link.schemas import (
     safe_text,
     topic,
 )
+from firmware.link.tls import ConnectTrouble, client_credentials, watch_errors
 from terminal.certificates import RevocationCheck
 from terminal.clinic_files import ClinicFiles, FaceJob
 from terminal.registry import Registry
@@ -105,10 +111,12 @@ class TerminalView:
     file_errors: list[str] = field(default_factory=list)  # face files that could not be written (yet)
     contexts: list[ContextAnswer] = field(default_factory=list)
     registrations: list[RegistrationAnswer] = field(default_factory=list)
-    #: visual result id → the staff OK that confirmed it, or None: unconfirmed (no face file).
     #: site/reader → that reader's latest events (the staff page; an event names no site itself).
     recent_events: dict[str, deque[EventMessage]] = field(default_factory=dict)
+    #: visual result id → the staff OK that confirmed it, or None: unconfirmed (no face file).
     visual_checks: dict[str, VisualOk | None] = field(default_factory=dict)
+    #: Why the terminal cannot connect (a refused TLS handshake, a refused CONNECT), None once connected.
+    broker_problem: str | None = None
 
 
 def describe_answer(ack: AckMessage) -> str:
@@ -180,7 +188,13 @@ class ReferenceTerminal:
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                    protocol=mqtt.MQTTv5 if self._v5 else mqtt.MQTTv311, **kwargs)
         self._client.reconnect_delay_set(min_delay=1, max_delay=10)
+        client_credentials(broker).apply(self._client)  # TLS + our certificate; a ConfigError line if wrong
+        self._trouble = ConnectTrouble(broker)  # fed on paho's thread only
+        self._connack = False
         self._client.on_connect = self._on_connect
+        self._client.on_connect_fail = self._on_connect_fail
+        self._client.on_disconnect = self._on_disconnect
+        watch_errors(self._client, self._trouble.log_error)  # paho's thread, like every callback here
         self._client.on_message = self._on_message
         self._connected = threading.Event()
 
@@ -235,12 +249,35 @@ class ReferenceTerminal:
             self.printer(line)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        self._connack = True
         if reason_code.is_failure:
             log.warning("broker refused the terminal: %s", reason_code)
+            self._broker_problem(f"the broker refused the terminal: {reason_code}")
             return
+        self._trouble.connected()
+        if self.view.broker_problem is not None:
+            self._broker_problem(None)
         for leaf in list(_MODELS) + (list(_REQUESTS) if self.serves_requests else []):
             client.subscribe(f"{TOPIC_ROOT}/{self.site}/+/{leaf}", qos=1)
         self._connected.set()
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        # paho passes no error: it calls this inside its ``except OSError`` (see firmware.link.mqtt).
+        self._broker_problem(self._trouble.connect_failed(sys.exc_info()[1]), only_if_new=True)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        answered, self._connack = self._connack, False
+        if not answered:
+            self._broker_problem(self._trouble.closed_before_connack(), only_if_new=True)
+
+    def _broker_problem(self, line: str | None, only_if_new: bool = False) -> None:
+        """A TLS or connection problem for the console and the view (None: connected again)."""
+        if only_if_new and line is None:
+            return  # nothing new: paho retries with backoff, the line was said already
+        with self._changed:
+            self.view.broker_problem = line
+            self._changed.notify_all()
+        self._say(f"[broker] {line}" if line else "[broker] connected")
 
     def _on_message(self, client, userdata, message) -> None:
         """paho's thread: limits, parse, record, answer. No lock of ours is held across a publish."""

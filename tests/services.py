@@ -46,23 +46,34 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 10.0)
 
 
 class Mosquitto:
-    """A private mosquitto on a free loopback port; ``restart()`` keeps the port (broker-restart tests)."""
+    """A private mosquitto on a free loopback port; ``restart()`` keeps the port (broker-restart tests).
 
-    def __init__(self, workdir: Path):
+    By default a plain, anonymous listener (clients say ``insecure_local``). ``config_text`` replaces
+    that configuration (e.g. the generated production one, ``provisioning/broker_config.py``); it
+    must listen on ``port`` (choose one with :func:`free_port` and pass it).
+    """
+
+    def __init__(self, workdir: Path, config_text: str | None = None, port: int | None = None):
         self.binary = require_binary("mosquitto", "mosquitto")
         self.workdir = workdir
-        self.port = free_port()
+        self.port = port or free_port()
         self.config = workdir / "mosquitto.conf"
-        self.config.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            "user root\nlog_dest none\n"
-        )
+        if config_text is None:
+            config_text = (f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                           "user root\nlog_dest none\n")
+        self.config.write_text(config_text)
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
+        stderr = (self.workdir / "mosquitto.stderr").open("wb")
         self.process = subprocess.Popen([self.binary, "-c", str(self.config)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for_port(self.port, self.process)
+                                        stdout=subprocess.DEVNULL, stderr=stderr)
+        stderr.close()
+        try:
+            wait_for_port(self.port, self.process)
+        except RuntimeError as exc:  # a config mosquitto refuses: say what it said
+            said = (self.workdir / "mosquitto.stderr").read_text(errors="replace").strip()[-2000:]
+            raise RuntimeError(f"{exc}; mosquitto said: {said or '(nothing)'}") from None
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

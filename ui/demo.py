@@ -110,7 +110,9 @@ class Demo:
         port = free_port()
         self.broker = EmbeddedBroker("127.0.0.1", port)
         self.broker.start()
-        update: dict = {"broker": Broker(host="127.0.0.1", port=port, embedded=True, protocol="3.1.1")}
+        # amqtt is plain MQTT 3.1.1 on loopback: the one broker the kiosk may reach without TLS
+        update: dict = {"broker": Broker(host="127.0.0.1", port=port, embedded=True, protocol="3.1.1",
+                                         insecure_local=True)}
         if self.isolate:
             self.workdir = Path(tempfile.mkdtemp(prefix="uketsuke-demo-"))
             update |= {"data_dir": self.workdir / "var", "site_id": DEMO_SITE, "reader_id": DEMO_READER}

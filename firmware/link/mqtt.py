@@ -29,6 +29,10 @@ after every (re)connect and every few seconds while it stays short. Expiry is me
 monotonic clock from the offer's own ``ts`` → ``expires`` span, so a kiosk clock that is off does not
 keep stale challenges.
 
+TLS and the device certificate are set up by :mod:`firmware.link.tls` (the terminal uses the same):
+a mistake in ``[broker]`` is a ConfigError when the link is built, and a handshake the broker or we
+refuse is one ``broker`` problem, said once per cause while paho retries with backoff.
+
 paho stays inside this package (nothing above sees its return codes). A broker that is down at
 start or restarts later only delays delivery; results wait in the outbox (or, while the outbox
 cannot be written, in memory, with a blocking problem reported) and go out on reconnect.
@@ -41,6 +45,7 @@ import logging
 import queue
 import re
 import secrets
+import sys
 import threading
 import time
 from collections import deque
@@ -54,7 +59,7 @@ from pydantic import ValidationError
 
 from firmware.config import Broker
 from firmware.errors import CommandRefused, MessageError, OutboxError
-from firmware.link.limits import MAX_COMMAND_BYTES, MAX_CORRELATION_BYTES, MAX_SMALL_BYTES
+from firmware.link.limits import MAX_COMMAND_BYTES, MAX_CORRELATION_BYTES, MAX_RESULT_BYTES, MAX_SMALL_BYTES
 from firmware.link.outbox import Outbox
 from firmware.link.schemas import (
     AckMessage,
@@ -76,6 +81,7 @@ from firmware.link.schemas import (
     safe_text,
     topic,
 )
+from firmware.link.tls import ConnectTrouble, client_credentials, reader_identity, watch_errors
 from firmware.supervisor import Supervised
 
 log = logging.getLogger(__name__)
@@ -179,16 +185,13 @@ class KioskLink:
         )
         self._client.will_set(self.topic("status"), self._status("offline").to_json(), qos=1, retain=True)
         self._client.reconnect_delay_set(min_delay=1, max_delay=10)
-        if broker.username:
-            password = broker.password_file.read_text().strip() if broker.password_file else None
-            self._client.username_pw_set(broker.username, password)
-        if broker.ca_file:
-            self._client.tls_set(
-                ca_certs=str(broker.ca_file),
-                certfile=str(broker.cert_file) if broker.cert_file else None,
-                keyfile=str(broker.key_file) if broker.key_file else None,
-            )
+        # TLS, the device certificate (issued to this reader) and the password: a ConfigError line if wrong.
+        client_credentials(broker, expected_identity=reader_identity(site, reader)).apply(self._client)
+        self._trouble = ConnectTrouble(broker)  # the sender's: why connecting fails, said once per cause
+        self._connack = False  # the broker answered the current connection (CONNACK, success or refusal)
         self._client.on_connect = self._on_connect
+        self._client.on_connect_fail = self._on_connect_fail
+        watch_errors(self._client, lambda text: self._work.put(("paho-error", text)))  # only queues
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_publish = self._on_publish
@@ -355,6 +358,12 @@ class KioskLink:
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         self._work.put(("connect", reason_code.is_failure, str(reason_code)))
 
+    def _on_connect_fail(self, client, userdata) -> None:
+        # paho calls this inside its ``except OSError`` around the connect attempt and passes no
+        # error: the exception being handled is the only place the reason (a refused TLS handshake,
+        # a refused TCP connection) is found.
+        self._work.put(("connect-fail", sys.exc_info()[1]))
+
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         self._work.put(("suback", mid))
 
@@ -440,6 +449,10 @@ class KioskLink:
             self._due[item[1]] = 0.0
         elif kind == "connect":
             self._connected_now(item[1], item[2])
+        elif kind == "connect-fail":
+            self._connect_trouble(self._trouble.connect_failed(item[1]))
+        elif kind == "paho-error":
+            self._trouble.log_error(item[1])
         elif kind == "suback":
             self._subscribed(item[1])
         elif kind == "disconnect":
@@ -536,6 +549,11 @@ class KioskLink:
         now = time.monotonic()
         for message_id in [m for m, at in self._due.items() if at <= now]:
             topic_name, payload = self._results[message_id]
+            if len(payload) > MAX_RESULT_BYTES:
+                # The broker would drop the connection (max_packet_size) and paho resend it on every
+                # reconnect: a loop no resend can fix. Our results never get this big; an old row can.
+                self._park(message_id, f"{len(payload)} bytes, over the link's {MAX_RESULT_BYTES}-byte limit")
+                continue
             info = self._client.publish(topic_name, payload, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 log.info("result %s waits: %s", message_id, mqtt.error_string(info.rc))
@@ -555,16 +573,21 @@ class KioskLink:
         if message_id is None or message_id not in self._results:
             return
         if code in _PERMANENT_REFUSALS:
-            log.error("broker refused result %s for good (%s): parked", message_id, text)
-            try:
-                self.outbox.park(message_id, text)
-            except OutboxError as exc:
-                log.error("could not mark result %s parked: %s", message_id, exc)
-            self._forget(message_id)
-            self.report("result-parked", f"the broker refused a result ({text}); it is kept in the outbox, "
-                                         "not resent", False)
+            self._park(message_id, text, by_broker=True)
         elif code >= 0x80:
             log.warning("broker did not take result %s (%s); it will be resent", message_id, text)
+
+    def _park(self, message_id: str, why: str, by_broker: bool = False) -> None:
+        """Keep a result that no resend can deliver in the outbox, marked and reported, and stop sending it."""
+        log.error("result %s %s (%s): parked", message_id, "refused by the broker" if by_broker else "not sendable",
+                  why)
+        try:
+            self.outbox.park(message_id, why)
+        except OutboxError as exc:
+            log.error("could not mark result %s parked: %s", message_id, exc)
+        self._forget(message_id)
+        what = f"the broker refused a result ({why})" if by_broker else f"a result cannot be sent ({why})"
+        self.report("result-parked", f"{what}; it is kept in the outbox, not resent", False)
 
     def _ack(self, payload: bytes) -> None:
         try:
@@ -607,11 +630,13 @@ class KioskLink:
             self._client.publish(self.topic("status"), self._status("online").to_json(), qos=1, retain=True)
 
     def _connected_now(self, failed: bool, reason: str) -> None:
+        self._connack = True
         if failed:
             log.warning("broker %s:%d refused the connection: %s", self.broker.host, self.broker.port, reason)
             self.report("broker", f"the broker refused the connection: {reason}", False)
             return
         log.info("connected to broker %s:%d", self.broker.host, self.broker.port)
+        self._trouble.connected()
         self.report("broker", None, False)
         # "Connected" only once the broker confirms our subscriptions: before that, a command or an
         # ack sent to us would be dropped, and our own status must not be missed for duplicate ids.
@@ -635,7 +660,15 @@ class KioskLink:
             self._asked.clear()  # an ask sent before the break may be lost
         self._refill()
 
+    def _connect_trouble(self, line: str | None) -> None:
+        """A TLS problem, new since the last report (paho retries with backoff; the line is said once)."""
+        if line is not None and not self._stopping:
+            self.report("broker", line, False)
+
     def _disconnected(self, reason: str, code: int) -> None:
+        answered, self._connack = self._connack, False
+        if not answered:  # closed before CONNACK: the broker refused our certificate, or no TLS there
+            self._connect_trouble(self._trouble.closed_before_connack())
         if self._connected.is_set() and not self._stopping:
             if code == 0x8E:
                 log.error("the broker dropped us: another client connected with our client id")

@@ -35,7 +35,7 @@ class FlakyReader(SimCardReader):
 
 
 def test_reader_lost_and_back(tmp_path):
-    config = Config(data_dir=tmp_path, broker=Broker(port=1))  # no broker either: still runs
+    config = Config(data_dir=tmp_path, broker=Broker(port=1, insecure_local=True))  # no broker: still runs
     kiosk = Kiosk(config)
     kiosk.reader = reader = FlakyReader()
     reader.spec = "sim"
@@ -54,7 +54,8 @@ def test_reader_lost_and_back(tmp_path):
 
 def test_missing_indicators_are_replaced_and_reported(tmp_path, monkeypatch):
     monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "no-such-factory")
-    config = Config(data_dir=tmp_path, broker=Broker(port=1), devices=Devices(indicators="gpiozero"))
+    config = Config(data_dir=tmp_path, broker=Broker(port=1, insecure_local=True),
+                    devices=Devices(indicators="gpiozero"))
     kiosk = Kiosk(config)
     kiosk.start()
     try:
@@ -68,7 +69,8 @@ def test_missing_indicators_are_replaced_and_reported(tmp_path, monkeypatch):
 def test_missing_pcsc_reader_is_out_of_service_not_a_crash(tmp_path):
     """pcsc backend with no pcscd for it: the kiosk starts, shows out-of-service, no traceback."""
     config = tmp_path / "config.toml"
-    config.write_text(f'data_dir = "{tmp_path}"\n[devices]\nnfc = "pcsc:No Such Reader 99"\n[broker]\nport = 1\n')
+    config.write_text(f'data_dir = "{tmp_path}"\n[devices]\nnfc = "pcsc:No Such Reader 99"\n'
+                      '[broker]\ninsecure_local = true\nport = 1\n')
     code = (
         "import sys, time\n"
         "from firmware.app import Kiosk\nfrom firmware.config import load_config\n"

@@ -43,7 +43,7 @@ def last_json(out: str) -> dict:
 def config_file(mosquitto, tmp_path):
     path = tmp_path / "config.toml"
     path.write_text(f'site_id = "clinic-7"\nreader_id = "front-desk"\ndata_dir = "{tmp_path / "var"}"\n'
-                    f'[broker]\nport = {mosquitto.port}\n[clock]\nsource = "window"\n')
+                    f'[broker]\ninsecure_local = true\nport = {mosquitto.port}\n[clock]\nsource = "window"\n')
     return path
 
 
@@ -80,7 +80,7 @@ def test_demo_with_a_production_config_leaves_its_data_and_ids_alone(mosquitto, 
     before = (data / "outbox.sqlite3").read_bytes()
     config = tmp_path / "config.toml"
     config.write_text(f'site_id = "clinic-7"\nreader_id = "front-desk"\ndata_dir = "{data}"\n'
-                      f'[broker]\nport = {mosquitto.port}\n')
+                      f'[broker]\ninsecure_local = true\nport = {mosquitto.port}\n')
     code, out, err = finish(uketsuke("run", "--demo", "--headless", "--config", str(config), "--scenario", "pin",
                                      "--screenshots", str(tmp_path / "s"), cwd=tmp_path))
     assert code == 0, err[-3000:]
@@ -95,7 +95,8 @@ def test_demo_with_a_production_config_leaves_its_data_and_ids_alone(mosquitto, 
 
 def test_checkins_need_the_simulated_reader(tmp_path):
     config = tmp_path / "config.toml"
-    config.write_text(f'data_dir = "{tmp_path}"\n[devices]\nnfc = "pcsc:No Such Reader"\n[broker]\nport = 1\n'
+    config.write_text(f'data_dir = "{tmp_path}"\n[devices]\nnfc = "pcsc:No Such Reader"\n'
+                      '[broker]\ninsecure_local = true\nport = 1\n'
                       '[clock]\nsource = "window"\n')
     code, out, err = finish(uketsuke("run", "--headless", "--checkins", "1", "--config", str(config), cwd=tmp_path))
     assert code == 1 and "Traceback" not in err

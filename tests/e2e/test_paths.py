@@ -54,7 +54,8 @@ def stack(pcscd, catalogue, tmp_path_factory):  # noqa: F811 - the pcscd fixture
     broker = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
     broker.start()
     issuer_dir = next(iter(catalogue.values())).cvc_issuer_public_pem.parent
-    config = Config(data_dir=tmp_path_factory.mktemp("var"), broker=Broker(port=broker.port, keepalive_s=5),
+    config = Config(data_dir=tmp_path_factory.mktemp("var"),
+                    broker=Broker(port=broker.port, keepalive_s=5, insecure_local=True),
                     devices=Devices(nfc=f"pcsc:{pcscd}"), card=CardPolicy(issuer_keys_dir=issuer_dir),
                     timeouts=Timeouts(context_s=5), clock=Clock(source="window"))
     terminal = ReferenceTerminal(config.broker, site=config.site_id, issuer_keys=load_issuer_keys(issuer_dir))

@@ -32,7 +32,8 @@ def card(tmp_path_factory):
 
 @pytest.fixture
 def config(mosquitto, tmp_path):
-    return Config(data_dir=tmp_path / "var", broker=Broker(port=mosquitto.port, keepalive_s=5),
+    return Config(data_dir=tmp_path / "var",
+                  broker=Broker(port=mosquitto.port, keepalive_s=5, insecure_local=True),
                   timeouts=Timeouts(done_s=30, error_s=30, context_s=1), clock=Clock(source="window"))
 
 
@@ -136,7 +137,7 @@ class HangingReader(SimCardReader):
 
 
 def test_a_hung_card_read_times_out_and_blocks_neither_the_next_tap_nor_stop(mosquitto, tmp_path, kiosks, card):
-    config = Config(data_dir=tmp_path / "var", broker=Broker(port=mosquitto.port),
+    config = Config(data_dir=tmp_path / "var", broker=Broker(port=mosquitto.port, insecure_local=True),
                     timeouts=Timeouts(card_read_s=0.5, error_s=30), clock=Clock(source="window"))
     reader = HangingReader()
     kiosk = kiosks(config, reader=reader)
@@ -175,7 +176,7 @@ def test_an_unwritable_outbox_is_a_visible_error_and_nothing_is_lost(config, kio
 
 
 def test_an_unset_clock_puts_the_kiosk_out_of_service(mosquitto, tmp_path, kiosks, card):
-    config = Config(data_dir=tmp_path / "var", broker=Broker(port=mosquitto.port),
+    config = Config(data_dir=tmp_path / "var", broker=Broker(port=mosquitto.port, insecure_local=True),
                     clock=Clock(source="window", not_before=date(2099, 1, 1)))
     kiosk = kiosks(config)
     kiosk.start()

@@ -37,7 +37,7 @@ def card_profiles(tmp_path_factory):
 
 @pytest.fixture
 def kiosk_and_terminal(mosquitto, tmp_path, no_thread_leaks):
-    config = Config(data_dir=tmp_path / "var", broker=Broker(port=mosquitto.port),
+    config = Config(data_dir=tmp_path / "var", broker=Broker(port=mosquitto.port, insecure_local=True),
                     timeouts=Timeouts(error_s=30, done_s=30, context_s=1))
     terminal = ReferenceTerminal(config.broker, site=config.site_id)
     terminal.start()
@@ -106,7 +106,8 @@ def test_a_touch_on_cancel_ends_the_visit(kiosk_and_terminal, card_profiles):
 
 def test_broker_down_at_start_keeps_the_kiosk_running(mosquitto, tmp_path, card_profiles):
     mosquitto.stop()
-    config = Config(data_dir=tmp_path / "var", broker=Broker(port=mosquitto.port), timeouts=Timeouts(context_s=1))
+    config = Config(data_dir=tmp_path / "var", broker=Broker(port=mosquitto.port, insecure_local=True),
+                    timeouts=Timeouts(context_s=1))
     kiosk = Kiosk(config)
     kiosk.start()
     Patient().attach(kiosk)

@@ -31,7 +31,7 @@ def test_pn532_killed_and_restarted_under_a_running_kiosk(tmp_path, make_card, m
         return emulator
 
     first = start_emulator(card_in_field=False)
-    config = Config(data_dir=tmp_path / "var", broker=Broker(port=mosquitto.port),
+    config = Config(data_dir=tmp_path / "var", broker=Broker(port=mosquitto.port, insecure_local=True),
                     devices=Devices(nfc=f"nfcpy:tty:{link}:pn532"), clock=Clock(source="window"),
                     timeouts=Timeouts(context_s=1))
     kiosk = Kiosk(config)

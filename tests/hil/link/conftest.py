@@ -12,7 +12,8 @@ def terminal_factory():
     terminals = []
 
     def make(port, name="listen"):
-        terminal = ReferenceTerminal(Broker(port=port, keepalive_s=5), site="s1", name=name)
+        terminal = ReferenceTerminal(Broker(port=port, keepalive_s=5, insecure_local=True), site="s1",
+                                     name=name)
         terminal.start()
         assert terminal.wait_connected(10)
         terminals.append(terminal)

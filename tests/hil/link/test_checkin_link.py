@@ -49,7 +49,8 @@ def kiosk(tmp_path):
 
     def make(port, **attributes):
         answers = Answers()
-        link = KioskLink("s1", "r1", Broker(port=port, keepalive_s=5), Outbox(tmp_path / f"o{len(links)}.sqlite3"),
+        link = KioskLink("s1", "r1", Broker(port=port, keepalive_s=5, insecure_local=True),
+                         Outbox(tmp_path / f"o{len(links)}.sqlite3"),
                          on_context=answers.on_context, on_registration=answers.on_registration)
         link.on_answer = answers.on_answer  # callbacks may also be set as attributes
         for name, value in attributes.items():
@@ -71,7 +72,8 @@ def terminal(mosquitto):
     terminals = []
 
     def make(**options):
-        t = ReferenceTerminal(Broker(port=mosquitto.port, keepalive_s=5), site="s1", **options)
+        t = ReferenceTerminal(Broker(port=mosquitto.port, keepalive_s=5, insecure_local=True), site="s1",
+                              **options)
         t.start()
         assert t.wait_connected(10)
         terminals.append(t)

@@ -27,7 +27,7 @@ def catalogue(tmp_path_factory):
 
 def test_face_pin_and_grace_check_ins_verify_end_to_end(mosquitto, catalogue, tmp_path, no_thread_leaks):
     issuer_dir = next(iter(catalogue.values())).cvc_issuer_public_pem.parent
-    config = Config(data_dir=tmp_path / "var", broker=Broker(port=mosquitto.port, keepalive_s=5),
+    config = Config(data_dir=tmp_path / "var", broker=Broker(port=mosquitto.port, keepalive_s=5, insecure_local=True),
                     card=CardPolicy(issuer_keys_dir=issuer_dir), timeouts=Timeouts(context_s=5),
                     clock=Clock(source="window"))
     terminal = ReferenceTerminal(config.broker, site=config.site_id, issuer_keys=load_issuer_keys(issuer_dir),

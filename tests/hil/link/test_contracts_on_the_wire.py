@@ -20,7 +20,8 @@ pytestmark = pytest.mark.hil
 
 @pytest.fixture
 def kiosk(mosquitto, tmp_path):
-    link = KioskLink("s1", "r1", Broker(port=mosquitto.port, keepalive_s=5), Outbox(tmp_path / "outbox.sqlite3"),
+    link = KioskLink("s1", "r1", Broker(port=mosquitto.port, keepalive_s=5, insecure_local=True),
+                     Outbox(tmp_path / "outbox.sqlite3"),
                      on_command=lambda command: {"state": "idle"})
     link.start()
     assert link.wait_connected(10)

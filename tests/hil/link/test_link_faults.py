@@ -48,7 +48,7 @@ def make_link(tmp_path):
     links = []
 
     def make(port, *, path=None, on_command=None, reports=None, reader="r1", outbox=None):
-        link = KioskLink("s1", reader, Broker(port=port, keepalive_s=5),
+        link = KioskLink("s1", reader, Broker(port=port, keepalive_s=5, insecure_local=True),
                          outbox if outbox is not None else Outbox(path or tmp_path / f"outbox-{len(links)}.sqlite3"),
                          on_command=on_command, report=reports)
         link.resend_min_s = 0.3

@@ -29,7 +29,8 @@ def link_factory(tmp_path):
     links = []
 
     def make(port, on_command=None):
-        link = KioskLink("s1", "r1", Broker(port=port, keepalive_s=5), Outbox(tmp_path / "outbox.sqlite3"),
+        link = KioskLink("s1", "r1", Broker(port=port, keepalive_s=5, insecure_local=True),
+                         Outbox(tmp_path / "outbox.sqlite3"),
                          on_command=on_command)
         links.append(link)
         return link
@@ -87,7 +88,7 @@ def test_broker_restart_loses_nothing(mosquitto, link_factory, terminal_factory)
 
 def test_outbox_survives_a_kiosk_restart(mosquitto, tmp_path, terminal_factory):
     mosquitto.stop()
-    first = KioskLink("s1", "r1", Broker(port=mosquitto.port), Outbox(tmp_path / "o.sqlite3"))
+    first = KioskLink("s1", "r1", Broker(port=mosquitto.port, insecure_local=True), Outbox(tmp_path / "o.sqlite3"))
     first.start()
     message = result()
     first.publish_result(message)
@@ -95,7 +96,7 @@ def test_outbox_survives_a_kiosk_restart(mosquitto, tmp_path, terminal_factory):
     first.outbox.close()
     mosquitto.start()
     terminal = terminal_factory(mosquitto.port)
-    second = KioskLink("s1", "r1", Broker(port=mosquitto.port), Outbox(tmp_path / "o.sqlite3"))
+    second = KioskLink("s1", "r1", Broker(port=mosquitto.port, insecure_local=True), Outbox(tmp_path / "o.sqlite3"))
     second.start()
     try:
         assert terminal.wait_for(lambda v: any(r.id == message.id for r in v.results), 15)

@@ -73,7 +73,7 @@ def clinic(mosquitto, tmp_path):
     pki = Pki()
     holder = pki.holder()
     registry = Registry([RegistryEntry(sha256=cert_sha256(holder.cert_der))])
-    terminal = ReferenceTerminal(Broker(port=mosquitto.port, keepalive_s=5), site="s1", registry=registry,
+    terminal = ReferenceTerminal(Broker(port=mosquitto.port, keepalive_s=5, insecure_local=True), site="s1", registry=registry,
                                  files=ClinicFiles(tmp_path / "files", registry))
     terminal.start()
     assert terminal.wait_connected(10)
@@ -81,7 +81,7 @@ def clinic(mosquitto, tmp_path):
     commands = KioskCommands()
     links = []
     for reader in ("r1", "r2"):
-        link = KioskLink("s1", reader, Broker(port=mosquitto.port, keepalive_s=5),
+        link = KioskLink("s1", reader, Broker(port=mosquitto.port, keepalive_s=5, insecure_local=True),
                          Outbox(tmp_path / f"{reader}.sqlite3"), on_command=commands)
         link.start()
         assert link.wait_connected(10)

@@ -110,8 +110,9 @@ def test_client_ids_are_unique_per_process_and_listen_keeps_a_stable_one():
     from firmware.link.outbox import Outbox
     from terminal.app import ReferenceTerminal
 
-    ids = [KioskLink("s", "r", Broker(), Outbox(":memory:"))._client._client_id for _ in range(2)]
+    plain = Broker(insecure_local=True)
+    ids = [KioskLink("s", "r", plain, Outbox(":memory:"))._client._client_id for _ in range(2)]
     assert ids[0] != ids[1] and all(i.startswith(b"uketsuke-s-r-") for i in ids)
-    senders = [ReferenceTerminal(Broker(), site="s", name=None)._client._client_id for _ in range(2)]
-    listeners = [ReferenceTerminal(Broker(), site="s")._client._client_id for _ in range(2)]
+    senders = [ReferenceTerminal(plain, site="s", name=None)._client._client_id for _ in range(2)]
+    listeners = [ReferenceTerminal(plain, site="s")._client._client_id for _ in range(2)]
     assert senders[0] != senders[1] and listeners[0] == listeners[1] and listeners[0] not in senders

@@ -27,7 +27,8 @@ def test_missing_broker_and_changed_model_fail_with_the_fix(tmp_path):
     models = tmp_path / "models"
     shutil.copytree("models", models)
     (models / "onet.tflite").write_bytes(b"not a model")
-    proc = run_selftest(tmp_path, f"[broker]\nport = {free_port()}\n", {"UKETSUKE_MODELS_DIR": str(models)})
+    proc = run_selftest(tmp_path, f"[broker]\ninsecure_local = true\nport = {free_port()}\n",
+                        {"UKETSUKE_MODELS_DIR": str(models)})
     assert proc.returncode == 1
     assert "unreachable" in proc.stdout and "mosquitto" in proc.stdout
     face_row = next(line for line in proc.stdout.splitlines() if "face models" in line)
@@ -54,3 +55,10 @@ def test_a_clock_the_os_calls_unsynchronised_fails(tmp_path):
                         {"PATH": f"{bin_dir}:{os.environ['PATH']}"})
     assert proc.returncode == 1
     assert "not synchronised" in proc.stdout
+
+
+def test_broker_without_tls_settings_fails_with_the_fix(tmp_path):
+    proc = run_selftest(tmp_path, f"[broker]\nport = {free_port()}\n")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    broker_row = " ".join(line for line in proc.stdout.splitlines() if "TLS is required" in line or "broker" in line)
+    assert "FAIL" in broker_row and "TLS is required" in broker_row

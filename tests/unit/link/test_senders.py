@@ -55,7 +55,7 @@ def test_every_flow_state_is_an_event_state():
 
 @pytest.fixture
 def link():
-    return KioskLink("s1", "r1", Broker(), Outbox(":memory:"))
+    return KioskLink("s1", "r1", Broker(insecure_local=True), Outbox(":memory:"))
 
 
 def test_publish_event_never_raises_and_sends_codes_only(link):

@@ -25,7 +25,7 @@ class RecordingClient:
 
 
 def offline_terminal(**options) -> ReferenceTerminal:
-    terminal = ReferenceTerminal(Broker(), site="s1", **options)
+    terminal = ReferenceTerminal(Broker(insecure_local=True), site="s1", **options)
     terminal._client = RecordingClient()
     return terminal
 

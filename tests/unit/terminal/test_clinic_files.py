@@ -383,7 +383,7 @@ def _terminal(files):
     from firmware.config import Broker
     from terminal.app import ReferenceTerminal
 
-    terminal = ReferenceTerminal(Broker(), site="s1", registry=files.registry, files=files)
+    terminal = ReferenceTerminal(Broker(insecure_local=True), site="s1", registry=files.registry, files=files)
     terminal._client = _Client()
     return terminal
 

@@ -21,7 +21,7 @@ from tests.services import free_port
 def _listen(tmp_path, *options, port: int | None = None):
     """``terminal listen`` on ``port``; by default one where no broker listens (it keeps trying)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
-    return subprocess.Popen([sys.executable, "-m", "provisioning.cli", "terminal", "listen", "--port",
+    return subprocess.Popen([sys.executable, "-m", "provisioning.cli", "terminal", "listen", "--insecure-local", "--port",
                              str(port or free_port()), "--site", "s1", "--files", str(tmp_path / "files"), *options],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
