@@ -12,8 +12,9 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from firmware.card.certificate import GRACE_RULES
 from firmware.card.cvc import CvcError, load_issuer_keys
-from firmware.config import Broker, load_config
+from firmware.config import Broker, Config, load_config
 from firmware.errors import ModelError
 from firmware.link.schemas import Command, CommandName
 from terminal.app import ReferenceTerminal
@@ -36,14 +37,13 @@ class Protocol(StrEnum):
     v311 = "3.1.1"
 
 
-class GraceRule(StrEnum):  # firmware.card.certificate.GRACE_RULES
-    months = "months"
-    month_end = "month_end"
+#: The kiosk's grace rules as CLI choices (one list: firmware.card.certificate.GRACE_RULES).
+GraceRule = StrEnum("GraceRule", {rule: rule for rule in GRACE_RULES})
 
 
 def _broker(config: Path | None, host: str | None, port: int | None, protocol: Protocol | None,
-            insecure_local: bool = False) -> tuple[Broker, str]:
-    """The broker (and the config's site) from ``--config``, with any flag given overriding it.
+            insecure_local: bool = False) -> tuple[Broker, Config | None]:
+    """The broker (and the loaded config, if any) from ``--config``, with any flag given overriding it.
 
     TLS settings (the terminal's own certificate) come from the config's ``[broker]``; without a
     config only ``--insecure-local`` (a plain broker on this machine) can connect.
@@ -54,7 +54,7 @@ def _broker(config: Path | None, host: str | None, port: int | None, protocol: P
                                             ("protocol", protocol.value if protocol else None),
                                             ("insecure_local", insecure_local or None)) if value is not None}
     broker = Broker.model_validate(base.model_dump() | update)
-    return broker, (cfg.site_id if cfg else "")
+    return broker, cfg
 
 
 def _thread_report(printer):
@@ -114,8 +114,8 @@ def listen(
 ) -> None:
     """Show every reader's status and results as they arrive, answering requests and acknowledging results."""
     accounts = _staff_accounts(staff_port, staff_password_file)
-    broker, config_site = _broker(config, host, port, protocol, insecure_local)
-    site = site or config_site or "+"
+    broker, cfg = _broker(config, host, port, protocol, insecure_local)
+    site = site or (cfg.site_id if cfg else "") or "+"
     printer = None if as_json else (lambda line: console.print(line, markup=False, highlight=False))
     try:
         fixture = Registry.load(registry) if registry else None
@@ -126,7 +126,7 @@ def listen(
         raise typer.BadParameter(str(exc)) from None
     except ModelError as exc:
         raise typer.BadParameter(f"{exc}; or give --min-face-threshold") from None
-    rule = grace_rule.value if grace_rule else (load_config(config).card.grace_rule if config else "months")
+    rule = grace_rule.value if grace_rule else (cfg.card.grace_rule if cfg else "months")
     fixture = fixture or Registry()
     try:
         clinic = None if no_files else ClinicFiles(files, fixture, institution_code=institution_code,
@@ -225,8 +225,8 @@ def send(
         Command(cmd=command, args=args)  # the arguments fit the command (schemas.COMMAND_ARGS)?
     except ValidationError as exc:
         raise typer.BadParameter(f"{command.value}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
-    broker, config_site = _broker(config, host, port, protocol, insecure_local)
-    site = site or config_site or "demo-clinic"
+    broker, cfg = _broker(config, host, port, protocol, insecure_local)
+    site = site or (cfg.site_id if cfg else "") or "demo-clinic"
     terminal = ReferenceTerminal(broker, site=site, name=None)  # its own random client id, no session
     terminal.start()
     if not terminal.wait_connected(10):

@@ -190,7 +190,6 @@ class ReferenceTerminal:
         self._client.reconnect_delay_set(min_delay=1, max_delay=10)
         client_credentials(broker).apply(self._client)  # TLS + our certificate; a ConfigError line if wrong
         self._trouble = ConnectTrouble(broker)  # fed on paho's thread only
-        self._connack = False
         self._client.on_connect = self._on_connect
         self._client.on_connect_fail = self._on_connect_fail
         self._client.on_disconnect = self._on_disconnect
@@ -249,7 +248,7 @@ class ReferenceTerminal:
             self.printer(line)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        self._connack = True
+        self._trouble.answered()
         if reason_code.is_failure:
             log.warning("broker refused the terminal: %s", reason_code)
             self._broker_problem(f"the broker refused the terminal: {reason_code}")
@@ -266,9 +265,7 @@ class ReferenceTerminal:
         self._broker_problem(self._trouble.connect_failed(sys.exc_info()[1]), only_if_new=True)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        answered, self._connack = self._connack, False
-        if not answered:
-            self._broker_problem(self._trouble.closed_before_connack(), only_if_new=True)
+        self._broker_problem(self._trouble.disconnected(), only_if_new=True)  # closed before CONNACK?
 
     def _broker_problem(self, line: str | None, only_if_new: bool = False) -> None:
         """A TLS or connection problem for the console and the view (None: connected again)."""

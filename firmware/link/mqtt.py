@@ -188,7 +188,6 @@ class KioskLink:
         # TLS, the device certificate (issued to this reader) and the password: a ConfigError line if wrong.
         client_credentials(broker, expected_identity=reader_identity(site, reader)).apply(self._client)
         self._trouble = ConnectTrouble(broker)  # the sender's: why connecting fails, said once per cause
-        self._connack = False  # the broker answered the current connection (CONNACK, success or refusal)
         self._client.on_connect = self._on_connect
         self._client.on_connect_fail = self._on_connect_fail
         watch_errors(self._client, lambda text: self._work.put(("paho-error", text)))  # only queues
@@ -630,7 +629,7 @@ class KioskLink:
             self._client.publish(self.topic("status"), self._status("online").to_json(), qos=1, retain=True)
 
     def _connected_now(self, failed: bool, reason: str) -> None:
-        self._connack = True
+        self._trouble.answered()
         if failed:
             log.warning("broker %s:%d refused the connection: %s", self.broker.host, self.broker.port, reason)
             self.report("broker", f"the broker refused the connection: {reason}", False)
@@ -666,9 +665,8 @@ class KioskLink:
             self.report("broker", line, False)
 
     def _disconnected(self, reason: str, code: int) -> None:
-        answered, self._connack = self._connack, False
-        if not answered:  # closed before CONNACK: the broker refused our certificate, or no TLS there
-            self._connect_trouble(self._trouble.closed_before_connack())
+        # closed before CONNACK: the broker refused our certificate, or no TLS there
+        self._connect_trouble(self._trouble.disconnected())
         if self._connected.is_set() and not self._stopping:
             if code == 0x8E:
                 log.error("the broker dropped us: another client connected with our client id")

@@ -71,6 +71,11 @@ def is_local_host(host: str) -> bool:
         return False
 
 
+def uses_tls(broker: Broker) -> bool:
+    """Whether ``[broker]`` asks for TLS (any of ca_file, cert_file, key_file is set)."""
+    return any(getattr(broker, name) is not None for name in ("ca_file", "cert_file", "key_file"))
+
+
 @dataclass(frozen=True)
 class ClientCredentials:
     """What a paho client needs: a TLS context (None: plain, local only) and an optional user/password."""
@@ -165,7 +170,7 @@ def client_credentials(broker: Broker, *, expected_identity: str | None = None) 
             :func:`reader_identity`), so a certificate issued to another reader is refused here
             rather than by the broker's ACL on every publish.
     """
-    tls_given = [name for name in ("ca_file", "cert_file", "key_file") if getattr(broker, name) is not None]
+    tls_given = uses_tls(broker)
     if (broker.cert_file is None) != (broker.key_file is None):
         given, missing = ("cert_file", "key_file") if broker.key_file is None else ("key_file", "cert_file")
         raise ConfigError(f"broker.{given} is set without broker.{missing}: mutual TLS needs both the device "
@@ -278,7 +283,8 @@ class ConnectTrouble:
     certificate: :meth:`connect_failed` gets the exception) or, when the broker refuses *our*
     certificate after a TLS 1.3 handshake, only as a disconnect before CONNACK, sometimes after an
     ``MQTT_LOG_ERR`` line (:func:`watch_errors` → :meth:`log_error` keeps it,
-    :meth:`closed_before_connack` explains it). Each cause (:func:`classify_connect_error`) is
+    :meth:`closed_before_connack` explains it; :meth:`answered` and :meth:`disconnected` tell a
+    close before the CONNACK from any other). Each cause (:func:`classify_connect_error`) is
     reported once until a connection succeeds. Without TLS settings nothing here is a TLS problem: a
     broker that is down or restarting is only logged, once per cause. Not thread-safe: feed it from
     one thread (the kiosk's sender; the terminal's paho thread).
@@ -286,11 +292,12 @@ class ConnectTrouble:
 
     def __init__(self, broker: Broker):
         self.broker = broker
-        self.tls = any(getattr(broker, name) is not None for name in ("ca_file", "cert_file", "key_file"))
+        self.tls = uses_tls(broker)
         self._last_error: str | None = None
         self._causes: set[str] = set()  # TLS causes reported since the last good connection
         self._reported: str | None = None  # the line last reported
         self._logged: str | None = None  # the plain failure last logged (not a problem: a broker may be down)
+        self._answered = False  # the broker sent a CONNACK (success or refusal) on the current connection
 
     def log_error(self, text: str) -> None:
         """paho's own error line (``MQTT_LOG_ERR``, see :func:`watch_errors`)."""
@@ -311,6 +318,15 @@ class ConnectTrouble:
             self._log_plain(text or "the broker closed the connection before accepting it")
             return None
         return self._new(*classify_connect_error(text or "", self.broker, after_handshake=True))
+
+    def answered(self) -> None:
+        """The broker sent its CONNACK (accepting or refusing) on the current connection."""
+        self._answered = True
+
+    def disconnected(self) -> str | None:
+        """The connection closed: :meth:`closed_before_connack`'s line if it closed before any CONNACK."""
+        answered, self._answered = self._answered, False
+        return None if answered else self.closed_before_connack()
 
     def connected(self) -> None:
         self._last_error = self._reported = self._logged = None
